@@ -1,0 +1,72 @@
+/* The BlockMask: for each stored (b, h, query block) the ascending lists of
+ * full and partial key/value blocks, and the transpose (for each kv block,
+ * the query blocks), in compressed-row form. Storage follows the number of
+ * non-empty tiles. A mask that never reads b (or h) stores one batch (head)
+ * slice for all. */
+#ifndef FM_COMPILER_BLOCKMASK_H
+#define FM_COMPILER_BLOCKMASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "compiler/ir.h"
+
+typedef struct fmc_bm_stats {
+    int64_t full, partial, empty; /* tiles over every batch and head */
+    int64_t evaluations;          /* point evaluations of the predicate */
+    int64_t regions_decided;      /* regions (of one or more tiles) decided by analysis */
+    int64_t tiles_by_analysis;    /* stored tiles whose class analysis proved */
+    int64_t tiles_by_points;      /* stored tiles settled by point evaluation */
+    int64_t true_positions;       /* over every batch and head */
+    int64_t bytes;                /* storage of the lists and offsets */
+} fmc_bm_stats;
+
+/* Compressed lists: row r's entries are idx[off[r] .. off[r+1]). */
+typedef struct fmc_bm_lists {
+    int64_t *off; /* nrows + 1 */
+    int32_t *idx;
+} fmc_bm_lists;
+
+typedef struct fmc_blockmask {
+    int64_t batch, heads, q_len, kv_len;
+    int64_t block_q, block_kv;
+    int64_t nqb, nkvb;            /* ceil(q_len / block_q), ceil(kv_len / block_kv) */
+    bool bcast_batch, bcast_heads;
+    int64_t stored_batch, stored_heads; /* 1 where broadcast */
+    /* Rows: r = (sb * stored_heads + sh) * nqb + qb. */
+    fmc_bm_lists full, partial;
+    /* Transpose rows: r = (sb * stored_heads + sh) * nkvb + kvb; lists of q blocks. */
+    fmc_bm_lists t_full, t_partial;
+    fmc_bm_stats stats;
+    /* What partial tiles are evaluated with: the program and the bound
+     * values (params copied; input arrays owned by the blockmask's
+     * creator, see the public API). */
+    const fmc_program *program;
+    fmc_env env;
+} fmc_blockmask;
+
+static inline int64_t fmc_bm_row(const fmc_blockmask *m, int64_t b, int64_t h, int64_t qb) {
+    int64_t sb = m->bcast_batch ? 0 : b, sh = m->bcast_heads ? 0 : h;
+    return (sb * m->stored_heads + sh) * m->nqb + qb;
+}
+
+typedef enum fmc_build_status {
+    FMC_BUILD_OK,
+    FMC_BUILD_SAFETY,  /* some evaluated point breaks a safety rule (message in diags) */
+    FMC_BUILD_LIMIT,   /* the lists would exceed the memory budget (message names it) */
+    FMC_BUILD_BINDING, /* an input's dims do not match its declaration */
+    FMC_BUILD_INVALID, /* bad shape or block sizes */
+    FMC_BUILD_NO_MEMORY
+} fmc_build_status;
+
+/* Builds the BlockMask of p for env (shape, params, inputs already resolved
+ * and checked against their declarations by the caller) with the given
+ * block sizes. memory_budget caps the bytes of the lists. On failure returns
+ * NULL, sets *status and adds a message to diags. The result keeps pointers
+ * to p and to env's arrays: they must outlive it. */
+fmc_blockmask *fmc_blockmask_build(const fmc_program *p, const fmc_env *env, int64_t block_q,
+                                   int64_t block_kv, int64_t memory_budget, fmd_diags *diags,
+                                   fmc_build_status *status);
+void fmc_blockmask_free(fmc_blockmask *m);
+
+#endif

@@ -1,0 +1,140 @@
+/* The typed expression IR of one selected mask.
+ *
+ * A program is a flat list of instructions in SSA form: instruction i
+ * computes register i from registers < i, so every evaluator is one loop
+ * and nothing recurses. Lets and masks are inlined; common subexpressions
+ * are shared; literal arithmetic is folded.
+ *
+ * Short-circuit semantics (`&&`, `||`, `?:`) are carried by guards, not by
+ * control flow: an instruction that can break a safety rule (an array read,
+ * a division, arithmetic that can overflow) has a guard register, a bool
+ * that is true exactly at the points where the spec says the operation is
+ * evaluated. Where its guard is false the instruction is not evaluated and
+ * its register reads 0. Safe instructions (constants, comparisons, min,
+ * max, boolean logic) have no guard and may be computed everywhere.
+ * So `x && y` lowers to: x; g = AND(guard, x); y's unsafe parts under g;
+ * AND(x, y). */
+#ifndef FM_COMPILER_IR_H
+#define FM_COMPILER_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dsl/ast.h"
+#include "dsl/diag.h"
+
+/* X(NAME, number of register arguments (-1: the input's rank), may break a rule) */
+#define FMC_OPS(X)                                                                                 \
+    X(CONST, 0, false)  /* imm: the value (bools 0/1) */                                          \
+    X(VAR, 0, false)    /* imm: an fmd_builtin_var (b, h, q, kv, Q_LEN, ...) */                   \
+    X(PARAM, 0, false)  /* imm: the param's slot */                                               \
+    X(NEG, 1, true)                                                                                \
+    X(ABS, 1, true)                                                                                \
+    X(ADD, 2, true)                                                                                \
+    X(SUB, 2, true)                                                                                \
+    X(MUL, 2, true)                                                                                \
+    X(DIV, 2, true)     /* floor division */                                                       \
+    X(MOD, 2, true)     /* floor remainder (sign of the divisor) */                                \
+    X(MIN, 2, false)                                                                               \
+    X(MAX, 2, false)                                                                               \
+    X(EQ, 2, false)     /* ints or bools */                                                        \
+    X(NE, 2, false)                                                                                \
+    X(LT, 2, false)     /* a > b is lowered as LT(b, a) */                                        \
+    X(LE, 2, false)                                                                                \
+    X(NOT, 1, false)                                                                               \
+    X(AND, 2, false)    /* plain conjunction of two computed bools */                             \
+    X(OR, 2, false)                                                                                \
+    X(SELECT, 3, false) /* args[0] ? args[1] : args[2] */                                         \
+    X(LOAD, -1, true)   /* imm: the input's slot; args: one index per dimension */
+
+typedef enum fmc_op {
+#define X(name, nargs, unsafe) FMC_OP_##name,
+    FMC_OPS(X)
+#undef X
+        FMC_OP_COUNT
+} fmc_op;
+
+typedef struct fmc_insn {
+    uint8_t op;     /* fmc_op */
+    uint8_t type;   /* FMD_TYPE_INT or FMD_TYPE_BOOL */
+    uint8_t nargs;
+    int32_t guard;  /* a BOOL register, or -1: always evaluated */
+    int32_t args[FMD_MAX_RANK];
+    int64_t imm;
+    fmd_span span;  /* the source expression it came from (for messages) */
+} fmc_insn;
+
+/* How an input dimension is given. */
+typedef struct fmc_dim {
+    fmd_dim_kind kind; /* LITERAL: value; PARAM: param slot in value; SHAPE: fmd_builtin_var */
+    int64_t value;
+} fmc_dim;
+
+typedef struct fmc_param_info {
+    char *name;
+    bool has_default;
+    int64_t default_value;
+} fmc_param_info;
+
+typedef struct fmc_input_info {
+    char *name;
+    size_t rank;
+    fmc_dim dims[FMD_MAX_RANK];
+} fmc_input_info;
+
+/* A lowered mask. Self-contained: owns a copy of its source for messages. */
+typedef struct fmc_program {
+    char *mask_name;
+    fmd_source *source;
+    fmc_insn *insns;
+    size_t count;
+    int32_t result; /* the BOOL register holding the mask's value */
+    /* Only the params and inputs the selected mask reaches get a slot. */
+    fmc_param_info *params;
+    size_t nparams;
+    fmc_input_info *inputs;
+    size_t ninputs;
+    bool reads_batch, reads_heads; /* after folding: does the mask read b / h */
+} fmc_program;
+
+/* Lowers mask `name` (NULL: the last mask) of a checked program. Returns
+ * NULL with an error in diags when the mask does not exist or memory runs out. */
+fmc_program *fmc_lower(const fmd_program *prog, const char *name, fmd_diags *diags);
+void fmc_program_free(fmc_program *p);
+const char *fmc_op_name(fmc_op op);
+int fmc_op_nargs(fmc_op op); /* -1 for LOAD */
+bool fmc_op_unsafe(fmc_op op);
+
+/* Concrete values for one build: shape, params by slot, inputs by slot
+ * (int32, C order, dims resolved). */
+typedef struct fmc_env {
+    int64_t batch, heads, q_len, kv_len;
+    const int64_t *params;           /* nparams values */
+    const int32_t *const *inputs;    /* ninputs arrays */
+    const int64_t (*input_dims)[FMD_MAX_RANK]; /* ninputs x rank sizes */
+} fmc_env;
+
+typedef enum fmc_violation_kind {
+    FMC_VIOLATION_NONE,
+    FMC_VIOLATION_INDEX,     /* an index outside its dimension */
+    FMC_VIOLATION_DIV_ZERO,  /* a zero divisor or modulus */
+    FMC_VIOLATION_OVERFLOW   /* a value outside the signed 64-bit range */
+} fmc_violation_kind;
+
+/* One point that breaks a safety rule. */
+typedef struct fmc_violation {
+    fmc_violation_kind kind;
+    int32_t insn;        /* the offending instruction */
+    int arg;             /* for INDEX: which index (0-based) */
+    int64_t value;       /* for INDEX: the index value */
+    int64_t limit;       /* for INDEX: the dimension's size */
+    int64_t b, h, q, kv; /* the point */
+} fmc_violation;
+
+/* Writes the spec's message for v ("index kv+1 of 'doc' reaches 2048 at
+ * q=2047, kv=2047, but 'doc' has length 2048") as a located error. */
+void fmc_report_violation(const fmc_program *p, const fmc_env *env, const fmc_violation *v,
+                          fmd_diags *diags);
+
+#endif

@@ -1,0 +1,64 @@
+/* The structs behind the public handles. Only runtime/ sees them. */
+#ifndef FM_RUNTIME_API_INTERNAL_H
+#define FM_RUNTIME_API_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "compiler/blockmask.h"
+#include "compiler/ir.h"
+#include "dsl/ast.h"
+#include "dsl/diag.h"
+#include "flexmask.h"
+
+struct fm_diagnostics {
+    fmd_diags d;
+};
+
+struct fm_program {
+    fmd_program *ast;
+    const char **mask_names; /* into the AST's arena */
+    size_t nmasks;
+};
+
+/* A lowered program shared by a mask and every BlockMask built from it, so
+ * either may be freed first. */
+typedef struct fmr_shared_program {
+    fmc_program *program;
+    atomic_int refs;
+} fmr_shared_program;
+
+struct fm_mask {
+    fmr_shared_program *shared;
+};
+
+typedef struct fmr_input_binding {
+    bool bound;
+    const int32_t *data; /* borrowed, or == owned */
+    int32_t *owned;
+    size_t rank;
+    int64_t dims[FMD_MAX_RANK];
+} fmr_input_binding;
+
+struct fm_bindings {
+    const fm_mask *mask;
+    int64_t *params;
+    bool *param_set;
+    fmr_input_binding *inputs;
+};
+
+struct fm_blockmask {
+    fmc_blockmask *bm;
+    fmr_shared_program *shared;
+    int64_t *params;
+    const int32_t **inputs;
+    int32_t **owned_inputs; /* copies of FM_COPY arrays (NULL for borrowed) */
+    int64_t (*input_dims)[FMD_MAX_RANK];
+};
+
+fmr_shared_program *fmr_shared_retain(fmr_shared_program *s);
+void fmr_shared_release(fmr_shared_program *s);
+/* The diags to write into: the caller's, or a scratch one. */
+fmd_diags *fmr_diags_of(fm_diagnostics *diags, fmd_diags *scratch);
+void fmr_diags_done(fm_diagnostics *diags, fmd_diags *scratch);
+
+#endif

@@ -1,0 +1,14 @@
+# ctest entries that are not CMocka programs.
+set(FM_CONSUMER_FLAGS "")
+if(FM_SANITIZE)
+  set(FM_CONSUMER_FLAGS "-fsanitize=address,undefined")
+endif()
+add_test(NAME install_consumer
+  COMMAND ${PROJECT_SOURCE_DIR}/tests/install/run.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR}
+          "${FM_CONSUMER_FLAGS}")
+
+# Every example program runs as a test (each exits non-zero on a wrong result).
+foreach(src ${FM_EXAMPLE_SOURCES})
+  get_filename_component(name ${src} NAME_WE)
+  add_test(NAME example_${name} COMMAND example_${name})
+endforeach()

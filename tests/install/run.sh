@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the build into a temporary prefix and builds tests/install/consumer.c
+# against the installed copy twice: with find_package(flexmask) and with
+# pkg-config. Usage: run.sh BUILD_DIR SOURCE_DIR [EXTRA_C_FLAGS]
+set -euo pipefail
+build=$1 src=$2 extra=${3:-}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+cmake -S "$src/tests/install" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_C_FLAGS="$extra" -DCMAKE_EXE_LINKER_FLAGS="$extra" >/dev/null
+cmake --build "$work/cmake-build" >/dev/null
+LD_LIBRARY_PATH="$work/prefix/lib:$work/prefix/lib64" "$work/cmake-build/consumer"
+libdir=$(ls -d "$work"/prefix/lib*/pkgconfig | head -n1)
+flags=$(PKG_CONFIG_PATH="$libdir" pkg-config --cflags --libs flexmask)
+# shellcheck disable=SC2086
+cc $extra "$src/tests/install/consumer.c" -o "$work/consumer-pc" $flags
+LD_LIBRARY_PATH="$work/prefix/lib:$work/prefix/lib64" "$work/consumer-pc"
+echo "installed consumer: find_package and pkg-config builds both ran"

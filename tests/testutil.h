@@ -1,0 +1,35 @@
+/* Helpers shared by the CMocka test programs. */
+#ifndef FM_TESTS_TESTUTIL_H
+#define FM_TESTS_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* Reads a whole file (NUL-terminated copy); NULL on error. Caller frees. */
+char *tu_read_file(const char *path, size_t *len);
+/* Writes len bytes to a new file under the test's temporary folder and
+ * returns its path (static buffer per call site is not shared: caller frees). */
+char *tu_write_temp(const char *name, const void *data, size_t len);
+/* The per-run temporary folder (created on first use, under $TMPDIR). */
+const char *tu_temp_dir(void);
+/* Runs a shell command line; captures stdout and stderr (caller frees,
+ * either may be NULL to discard). Returns the exit status, or -1. */
+int tu_run(const char *cmdline, char **out, char **err);
+/* Runs the group with a name filter taken from argv[1] (a glob such as
+ * "*malformed*"), the libssh way. */
+int tu_run_group(const char *group, const struct CMUnitTest *tests, size_t count, int argc,
+                 char **argv);
+#define TU_RUN(tests, argc, argv) tu_run_group(__FILE__, tests, sizeof(tests) / sizeof(tests[0]), argc, argv)
+
+/* A small deterministic PRNG (splitmix64) for property tests. */
+typedef struct tu_rng {
+    uint64_t s;
+} tu_rng;
+uint64_t tu_rng_next(tu_rng *r);
+/* Uniform in [lo, hi] (inclusive). */
+int64_t tu_rng_range(tu_rng *r, int64_t lo, int64_t hi);
+
+#endif

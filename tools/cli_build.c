@@ -1,0 +1,161 @@
+/* From parsed common flags to a built BlockMask: compile, select, bind,
+ * build, printing every diagnostic on the way. Errors here are the user's
+ * mask, params or inputs (exit 1). */
+#include "tools/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/cli_npy.h"
+
+/* Whether some other mask of the program uses param (or input) name: such
+ * a name is declared by the file, so setting it is harmless for a mask
+ * that does not reach it. */
+static bool other_mask_uses(const fmcli_session *s, const char *name, bool input) {
+    size_t n = fm_program_mask_count(s->program);
+    for (size_t i = 0; i < n; i++) {
+        fm_mask *m = NULL;
+        if (fm_mask_select(s->program, fm_program_mask_name(s->program, i), NULL, &m) != FM_OK)
+            continue;
+        size_t k = input ? fm_mask_input_count(m) : fm_mask_param_count(m);
+        bool found = false;
+        for (size_t j = 0; j < k && !found; j++)
+            found = !strcmp(input ? fm_mask_input_name(m, j) : fm_mask_param_name(m, j), name);
+        fm_mask_free(m);
+        if (found) return true;
+    }
+    return false;
+}
+
+static bool mask_input_index(const fm_mask *m, const char *name, size_t *idx) {
+    for (size_t j = 0; j < fm_mask_input_count(m); j++)
+        if (!strcmp(fm_mask_input_name(m, j), name)) {
+            *idx = j;
+            return true;
+        }
+    return false;
+}
+
+static int bind_input(const fmcli_common *c, fmcli_session *s, const fmcli_input *in) {
+    size_t idx;
+    if (!mask_input_index(s->mask, in->name, &idx)) {
+        if (other_mask_uses(s, in->name, true)) return 0;
+        return fmcli_input_error(c, NULL, "%s: mask '%s' does not read an input named '%s'",
+                                 c->file, fm_mask_name(s->mask), in->name);
+    }
+    size_t want_rank = fm_mask_input_rank(s->mask, idx);
+    const int32_t *data;
+    size_t rank;
+    int64_t dims[8];
+    int32_t *loaded = NULL;
+    if (in->npy_path) {
+        char err[512];
+        if (!fmcli_npy_load_int32(in->npy_path, &loaded, &rank, dims, 8, err, sizeof err))
+            return fmcli_input_error(c, NULL, "input '%s': %s", in->name, err);
+        data = loaded;
+    } else {
+        data = in->values;
+        rank = 1;
+        dims[0] = in->count;
+    }
+    if (rank != want_rank) {
+        free(loaded);
+        return fmcli_input_error(c, NULL,
+                                 "input '%s' has rank %zu in %s but the mask declares rank %zu",
+                                 in->name, rank, in->npy_path ? in->npy_path : "the --input list",
+                                 want_rank);
+    }
+    fm_status st = fm_bindings_set_input(s->bindings, in->name, data, rank, dims, FM_COPY, s->diags);
+    free(loaded);
+    if (st != FM_OK) {
+        fmcli_print_diags(c, s->diags);
+        if (!fm_diagnostics_count(s->diags))
+            fmcli_input_error(c, NULL, "input '%s': %s", in->name, fm_status_string(st));
+        return FMCLI_EXIT_INPUT;
+    }
+    return 0;
+}
+
+int fmcli_prepare(const fmcli_common *c, fmcli_session *s) {
+    memset(s, 0, sizeof *s);
+    s->diags = fm_diagnostics_create();
+    if (!s->diags) return fmcli_input_error(c, NULL, "out of memory");
+    fm_status st = fm_compile_file(c->file, s->diags, &s->program);
+    if (st != FM_OK) {
+        fmcli_print_diags(c, s->diags);
+        if (!fm_diagnostics_count(s->diags))
+            fmcli_input_error(c, NULL, "%s: %s", c->file, fm_status_string(st));
+        return FMCLI_EXIT_INPUT;
+    }
+    fmcli_print_diags(c, s->diags); /* warnings */
+    fm_diagnostics_clear(s->diags);
+    st = fm_mask_select(s->program, c->mask_name, s->diags, &s->mask);
+    if (st != FM_OK) {
+        fmcli_print_diags(c, s->diags);
+        if (st == FM_ERR_NOT_FOUND && c->mask_name) {
+            size_t n = fm_program_mask_count(s->program);
+            char names[512] = "";
+            size_t used = 0;
+            for (size_t i = 0; i < n && used + 2 < sizeof names; i++)
+                used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                                         fm_program_mask_name(s->program, i));
+            return fmcli_input_error(c, NULL, "%s: no mask named '%s' (the file has: %s)", c->file,
+                                     c->mask_name, names);
+        }
+        if (!fm_diagnostics_count(s->diags))
+            fmcli_input_error(c, NULL, "%s: %s", c->file, fm_status_string(st));
+        return FMCLI_EXIT_INPUT;
+    }
+    fm_diagnostics_clear(s->diags);
+    st = fm_bindings_create(s->mask, &s->bindings);
+    if (st != FM_OK) return fmcli_input_error(c, NULL, "%s", fm_status_string(st));
+    for (size_t i = 0; i < c->num_defines; i++) {
+        const fmcli_define *d = &c->defines[i];
+        fm_diagnostics_clear(s->diags);
+        st = fm_bindings_set_param(s->bindings, d->name, d->value, s->diags);
+        if (st == FM_ERR_NOT_FOUND && other_mask_uses(s, d->name, false)) continue;
+        if (st != FM_OK) {
+            fmcli_print_diags(c, s->diags);
+            if (!fm_diagnostics_count(s->diags))
+                fmcli_input_error(c, NULL, "-D %s: %s", d->name, fm_status_string(st));
+            return FMCLI_EXIT_INPUT;
+        }
+    }
+    fm_diagnostics_clear(s->diags);
+    for (size_t i = 0; i < c->num_inputs; i++) {
+        int rc = bind_input(c, s, &c->inputs[i]);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int fmcli_build_blockmask(const fmcli_common *c, fmcli_session *s, fm_shape shape) {
+    fm_build_options opts = {c->block_q, c->block_kv, 0};
+    fm_diagnostics_clear(s->diags);
+    fm_status st = fm_blockmask_build(s->mask, s->bindings, shape, &opts, s->diags, &s->blockmask);
+    fmcli_print_diags(c, s->diags);
+    if (st != FM_OK) {
+        if (!fm_diagnostics_count(s->diags))
+            fmcli_input_error(c, NULL, "%s: building the BlockMask failed: %s", c->file,
+                              fm_status_string(st));
+        return FMCLI_EXIT_INPUT;
+    }
+    fm_diagnostics_clear(s->diags);
+    return 0;
+}
+
+int fmcli_build(const fmcli_common *c, fmcli_session *s) {
+    int rc = fmcli_prepare(c, s);
+    if (rc) return rc;
+    return fmcli_build_blockmask(c, s, fmcli_shape(c));
+}
+
+void fmcli_session_free(fmcli_session *s) {
+    fm_blockmask_free(s->blockmask);
+    fm_bindings_free(s->bindings);
+    fm_mask_free(s->mask);
+    fm_program_free(s->program);
+    fm_diagnostics_free(s->diags);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,58 @@
+/* fmc: the flexmask mask compiler. Dispatches to one subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "flexmask.h"
+#include "tools/fmc_cmds.h"
+
+typedef struct subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommand;
+
+static const subcommand commands[] = {
+    {"check", fmc_cmd_check, "parse and type-check mask files; print nothing on success"},
+    {"print", fmc_cmd_print, "print the canonical form of a mask file"},
+    {"blockmask", fmc_cmd_blockmask, "build a BlockMask for a shape and print it (text or JSON)"},
+    {"attend", fmc_cmd_attend, "run attention with a mask over NumPy arrays"},
+    {"cuda", fmc_cmd_cuda, "print the CUDA source generated for a mask"},
+    {"ptx", fmc_cmd_ptx, "compile a mask's kernel with NVRTC; print PTX and resource usage"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: fmc SUBCOMMAND [ARGS...]\n"
+            "\n"
+            "fmc compiles attention masks written in the flexmask mask language\n"
+            "(version %d) and inspects what they compile to.\n"
+            "\n"
+            "subcommands:\n",
+            FM_LANGUAGE_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n"
+                 "Run 'fmc SUBCOMMAND --help' for a subcommand's flags.\n"
+                 "Exit status: 0 ok, 1 the mask, a param or an input is wrong,\n"
+                 "2 bad usage, 3 a requested check found a mismatch.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("fmc %s (mask language %d)\n", fm_version(), FM_LANGUAGE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "fmc: unknown subcommand '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
