@@ -43,30 +43,51 @@ typedef struct fmc_blockmask {
      * creator, see the public API). */
     const fmc_program *program;
     fmc_env env;
+    /* Owned copies behind env (params, the input pointer table, dims). */
+    int64_t *own_params;
+    const int32_t **own_inputs;
+    int64_t (*own_dims)[FMD_MAX_RANK];
+    /* Per entry of partial.idx: the tile's true positions, -1 when the
+     * build did not count them (see fmc_blockmask_count_true). */
+    int64_t *partial_true;
 } fmc_blockmask;
+
+typedef enum fmc_build_status {
+    FMC_BUILD_OK,
+    FMC_BUILD_SAFETY,    /* some evaluated point breaks a safety rule (message in diags) */
+    FMC_BUILD_LIMIT,     /* the lists would exceed memory_budget, or too many blocks */
+    FMC_BUILD_BINDING,   /* an input's dims do not match its declaration */
+    FMC_BUILD_INVALID,   /* bad shape or block sizes */
+    FMC_BUILD_NO_MEMORY
+} fmc_build_status;
+
+/* Builds the BlockMask of p for env's shape, params and inputs with
+ * block_q x block_kv tiles. memory_budget bounds the bytes of the lists
+ * (offsets, indices, transpose); <= 0 means 1 GiB. Tiles are decided by
+ * abstract interpretation over regions (large regions first, split where
+ * undecided) and point evaluation of the tiles analysis leaves open, so
+ * the work follows the number of non-empty tiles and the length of the
+ * true/false boundary. Safety is exact: the build fails with a located
+ * message (status FMC_BUILD_SAFETY) iff some evaluated point breaks a rule.
+ * The BlockMask copies params and dims; it borrows p and the input arrays,
+ * which must outlive it. Returns NULL with *status and a message in diags
+ * on failure. true_positions in the stats is -1 when some partial tile was
+ * decided without counting; fmc_blockmask_count_true fills it in. */
+fmc_blockmask *fmc_blockmask_build(const fmc_program *p, const fmc_env *env, int64_t block_q,
+                                   int64_t block_kv, int64_t memory_budget, fmd_diags *diags,
+                                   fmc_build_status *status);
+void fmc_blockmask_free(fmc_blockmask *m);
+
+/* Counts the true positions of the partial tiles the build left uncounted
+ * (evaluating them row by row; these evaluations are not added to
+ * stats.evaluations, which reports the build's own work), updates
+ * stats.true_positions and returns it; -1 when memory runs out. */
+int64_t fmc_blockmask_count_true(fmc_blockmask *m);
 
 static inline int64_t fmc_bm_row(const fmc_blockmask *m, int64_t b, int64_t h, int64_t qb) {
     int64_t sb = m->bcast_batch ? 0 : b, sh = m->bcast_heads ? 0 : h;
     return (sb * m->stored_heads + sh) * m->nqb + qb;
 }
 
-typedef enum fmc_build_status {
-    FMC_BUILD_OK,
-    FMC_BUILD_SAFETY,  /* some evaluated point breaks a safety rule (message in diags) */
-    FMC_BUILD_LIMIT,   /* the lists would exceed the memory budget (message names it) */
-    FMC_BUILD_BINDING, /* an input's dims do not match its declaration */
-    FMC_BUILD_INVALID, /* bad shape or block sizes */
-    FMC_BUILD_NO_MEMORY
-} fmc_build_status;
-
-/* Builds the BlockMask of p for env (shape, params, inputs already resolved
- * and checked against their declarations by the caller) with the given
- * block sizes. memory_budget caps the bytes of the lists. On failure returns
- * NULL, sets *status and adds a message to diags. The result keeps pointers
- * to p and to env's arrays: they must outlive it. */
-fmc_blockmask *fmc_blockmask_build(const fmc_program *p, const fmc_env *env, int64_t block_q,
-                                   int64_t block_kv, int64_t memory_budget, fmd_diags *diags,
-                                   fmc_build_status *status);
-void fmc_blockmask_free(fmc_blockmask *m);
 
 #endif

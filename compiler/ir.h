@@ -75,12 +75,14 @@ typedef struct fmc_param_info {
     char *name;
     bool has_default;
     int64_t default_value;
+    fmd_span span; /* the declaration's name, in the program's source */
 } fmc_param_info;
 
 typedef struct fmc_input_info {
     char *name;
     size_t rank;
     fmc_dim dims[FMD_MAX_RANK];
+    fmd_span span; /* the declaration's name, in the program's source */
 } fmc_input_info;
 
 /* A lowered mask. Self-contained: owns a copy of its source for messages. */
@@ -96,6 +98,10 @@ typedef struct fmc_program {
     fmc_input_info *inputs;
     size_t ninputs;
     bool reads_batch, reads_heads; /* after folding: does the mask read b / h */
+    /* Per instruction, the source span of each argument as written at the
+     * occurrence that created the instruction (index expressions, divisors:
+     * what messages quote). count entries; may be NULL in hand-built programs. */
+    fmd_span (*arg_spans)[FMD_MAX_RANK];
 } fmc_program;
 
 /* Lowers mask `name` (NULL: the last mask) of a checked program. Returns
@@ -114,6 +120,19 @@ typedef struct fmc_env {
     const int32_t *const *inputs;    /* ninputs arrays */
     const int64_t (*input_dims)[FMD_MAX_RANK]; /* ninputs x rank sizes */
 } fmc_env;
+
+/* Checks env against p before a build: positive shape, inputs present with
+ * the declared dimensions (literal, param or shape dims resolved). Errors
+ * name the input or param and point at its declaration. */
+bool fmc_env_validate(const fmc_program *p, const fmc_env *env, fmd_diags *diags);
+
+/* The value of dimension d of an input for env (params by slot). */
+int64_t fmc_dim_value(const fmc_dim *d, const fmc_env *env);
+
+/* True when every integer value the mask computes at an evaluated point,
+ * over the whole shape of env, lies in the signed 32-bit range (proved by
+ * the abstract interpreter over the whole domain; false when unsure). */
+bool fmc_program_fits_int32(const fmc_program *p, const fmc_env *env);
 
 typedef enum fmc_violation_kind {
     FMC_VIOLATION_NONE,

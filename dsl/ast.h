@@ -191,6 +191,10 @@ typedef struct fmd_program {
     fmd_source *source; /* owned */
     fmd_decl **decls;   /* in source order */
     size_t count, cap;
+    /* Errors reported while parsing. A statement that failed to parse after
+     * its name is kept with type FMD_TYPE_ERROR (and expr NULL for a let or
+     * mask), so that later uses of the name raise no further errors. */
+    size_t parse_errors;
 } fmd_program;
 
 /* Expression kind, declaration kind, operator, builtin names. */
@@ -208,6 +212,12 @@ fmd_decl *fmd_program_find(const fmd_program *p, const char *name);
  * holding every statement that parsed. */
 fmd_program *fmd_parse(fmd_source *src, fmd_diags *diags);
 void fmd_program_free(fmd_program *p);
+/* Reads a mask file (at most FMD_MAX_SOURCE_BYTES) into a new source.
+ * NULL with an error in diags when it cannot be read or is too large. */
+fmd_source *fmd_source_read_file(const char *path, fmd_diags *diags);
+/* Orders d->items[from..] by position in their source (stable), so that
+ * parse and check errors of one file read top to bottom. */
+void fmd_diags_sort(fmd_diags *d, size_t from);
 
 /* Name resolution, type checking and folding of literal arithmetic (spec's
  * floor division). Returns true when no error was found. */

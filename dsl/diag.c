@@ -118,6 +118,11 @@ bool fmd_diag_addv(fmd_diags *d, fmd_severity sev, const fmd_source *src, fmd_sp
         uint32_t le = li + 1 < src->nlines ? src->line_starts[li + 1] - 1 : (uint32_t)src->len;
         if (le > ls && src->text[le - 1] == '\r') le--;
         x.source_line = dup_n(src->text + ls, le - ls);
+        /* A NUL byte would end the echoed line early: show it as a control
+         * character (rendered '?') so the caret still lines up. */
+        if (x.source_line)
+            for (uint32_t i = 0; i < le - ls; i++)
+                if (x.source_line[i] == '\0') x.source_line[i] = '\x01';
         x.span_start = span.start;
         x.span_end = span.end;
     }
@@ -195,31 +200,49 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
     return len;
 }
 
-/* Echo a source line safely: control bytes and invalid UTF-8 become '?'
- * (one byte, one column, so the caret line still lines up). */
-static void put_source_line(const char *line, FILE *out) {
-    const unsigned char *s = (const unsigned char *)line;
-    size_t n = strlen(line);
-    for (size_t i = 0; i < n;) {
-        if (s[i] == '\t') {
-            fputc('\t', out);
-            i++;
-            continue;
-        }
-        if (s[i] < 0x20 || s[i] == 0x7F) {
-            fputc('?', out);
-            i++;
-            continue;
-        }
-        size_t l = utf8_len(s + i, n - i);
-        if (l == 0) {
-            fputc('?', out);
-            i++;
-        } else {
-            fwrite(s + i, 1, l, out);
-            i += l;
-        }
+/* Bytes of the display unit at s[i]: a valid UTF-8 character, or one byte
+ * (a control byte or a byte that is not valid UTF-8, echoed as '?'). */
+static size_t unit_len(const unsigned char *s, size_t n, size_t i) {
+    if (s[i] < 0x80) return 1;
+    size_t l = utf8_len(s + i, n - i);
+    return l ? l : 1;
+}
+
+/* Longest echoed source line (in bytes); a longer one is shown as a window
+ * around the span, so a generated 16 MiB one-line file does not flood the
+ * terminal with each error. */
+enum { ECHO_MAX = 160, ECHO_BEFORE = 60 };
+
+/* Echoes source line s[ws, we) safely (control bytes and invalid UTF-8
+ * become '?', one column each), then the caret line under [start, end). */
+static void put_source_and_carets(const unsigned char *s, size_t n, size_t start, size_t end,
+                                  FILE *out) {
+    size_t ws = 0, we = n;
+    if (n > ECHO_MAX) {
+        ws = start > ECHO_BEFORE ? start - ECHO_BEFORE : 0;
+        while (ws > 0 && (s[ws] & 0xC0) == 0x80) ws--;
+        we = ws + ECHO_MAX < n ? ws + ECHO_MAX : n;
+        while (we < n && (s[we] & 0xC0) == 0x80) we++;
     }
+    if (ws > 0) fputs("...", out);
+    for (size_t i = ws; i < we;) {
+        size_t l = unit_len(s, we, i);
+        if (s[i] == '\t') fputc('\t', out);
+        else if (s[i] < 0x20 || s[i] == 0x7F || (s[i] >= 0x80 && l == 1)) fputc('?', out);
+        else fwrite(s + i, 1, l, out);
+        i += l;
+    }
+    if (we < n) fputs("...", out);
+    fputc('\n', out);
+    if (ws > 0) fputs("   ", out);
+    size_t i = ws;
+    for (; i < we && i < start; i += unit_len(s, we, i)) fputc(s[i] == '\t' ? '\t' : ' ', out);
+    bool any = false;
+    for (; i < we && i < end; i += unit_len(s, we, i)) {
+        fputc('^', out);
+        any = true;
+    }
+    if (!any) fputc('^', out); /* a point at the end of the line */
     fputc('\n', out);
 }
 
@@ -230,25 +253,13 @@ void fmd_diag_render_text(const fmd_diag *d, FILE *out) {
     else
         fprintf(out, "%s: %s\n", fmd_severity_name(d->severity), d->message);
     if (d->source_line) {
-        put_source_line(d->source_line, out);
-        /* Caret line: the whole span on its first line (at least one caret).
-         * Tabs are copied so the carets line up; UTF-8 continuation bytes
-         * take no column of their own. */
-        const unsigned char *s = (const unsigned char *)d->source_line;
+        /* The whole span on its first line, at least one caret. */
         size_t n = strlen(d->source_line);
         size_t start = (size_t)d->col - 1;
         size_t end = d->end_line == d->line ? (size_t)d->end_col - 1 : n;
         if (end > n) end = n;
         if (end <= start) end = start + 1;
-        for (size_t i = 0; i < start && i < n; i++) {
-            if ((s[i] & 0xC0) == 0x80) continue;
-            fputc(s[i] == '\t' ? '\t' : ' ', out);
-        }
-        for (size_t i = start; i < end; i++) {
-            if (i < n && (s[i] & 0xC0) == 0x80) continue;
-            fputc('^', out);
-        }
-        fputc('\n', out);
+        put_source_and_carets((const unsigned char *)d->source_line, n, start, end, out);
     }
     if (d->hint) fprintf(out, "hint: %s\n", d->hint);
 }

@@ -262,6 +262,173 @@ typedef struct fm_attention_args {
  * same for every thread count. */
 FM_API fm_status fm_attention_cpu(const fm_attention_args *args, fm_diagnostics *diags);
 
+
+/* ==== scenarios, dense masks and PyTorch interop (issue 6) =================== */
+
+/* ---- speculative-decoding token trees (examples/masks/tree.mask) ---- */
+
+/* Fills the Euler-tour tables of a forest of n tokens given by parent[i]
+ * (the index of token i's parent, or -1 for a root; several roots are
+ * allowed). Tokens are visited depth first, roots and children in index
+ * order: enter[i] is token i's preorder number and leave[i] the largest
+ * preorder number in its subtree, so token a is an ancestor of token t (or t
+ * itself) exactly when enter[a] <= enter[t] && leave[t] <= leave[a]; that is
+ * what tree.mask tests. depth[i] (NULL: not wanted) is the number of
+ * ancestors of i: the position id a model must give token i (add the length
+ * of a key/value prefix already in the cache, tree.mask's `prefix`).
+ * enter, leave and depth are caller arrays of n int32s, written only on
+ * success. FM_ERR_INVALID_ARGUMENT, with a message naming the token, when a
+ * parent is out of range, a token is its own parent or the parents form a
+ * cycle; n must be in [0, 2^31 - 1). Iterative, O(n) time. */
+FM_API fm_status fm_tree_tables(const int32_t *parent, int64_t n, int32_t *enter, int32_t *leave,
+                                int32_t *depth, fm_diagnostics *diags);
+
+/* ---- batched prefill (examples/masks/batched_prefill.mask) ---- */
+
+/* Fills the four arrays batched_prefill.mask reads for num_requests
+ * requests packed into one ragged query sequence and one ragged key/value
+ * sequence. qo_indptr and kv_indptr (num_requests + 1 entries each, starting
+ * at 0, non-decreasing) give where each request's queries and keys start;
+ * q_len and kv_len are the sizes of the output arrays (Q_LEN and KV_LEN of
+ * the BlockMask) and must equal qo_indptr[num_requests] and
+ * kv_indptr[num_requests]. Request r has qo = qo_indptr[r+1] - qo_indptr[r]
+ * queries and kv = kv_indptr[r+1] - kv_indptr[r] keys (qo <= kv: its queries
+ * are the last qo of its keys), so:
+ *   q_req[qo_indptr[r] + j] = r,  q_pos[qo_indptr[r] + j] = kv - qo + j,
+ *   kv_req[kv_indptr[r] + j] = r, kv_pos[kv_indptr[r] + j] = j,
+ * and each query sees its own request's keys up to its own position
+ * (causal, aligned to the bottom right). The caller owns the arrays (q_len
+ * and kv_len int32s); they are written only on success. Offsets that do not
+ * fit (not starting at 0, decreasing, qo > kv for a request, totals that
+ * differ from q_len / kv_len) are FM_ERR_INVALID_ARGUMENT with a message
+ * naming the request. */
+FM_API fm_status fm_batched_prefill_arrays(const int32_t *qo_indptr, const int32_t *kv_indptr,
+                                           int64_t num_requests, int64_t q_len, int64_t kv_len,
+                                           int32_t *q_req, int32_t *q_pos, int32_t *kv_req,
+                                           int32_t *kv_pos, fm_diagnostics *diags);
+
+/* ---- dense masks: import and export ---- */
+
+/* How a dense mask array holds its values. */
+typedef enum fm_dense_kind {
+    FM_DENSE_BOOL,    /* uint8_t (or C bool): 1 = attend, 0 = do not; nothing else */
+    FM_DENSE_ADDITIVE /* float32 added to the scores: 0 = attend, -inf = do not; nothing else */
+} fm_dense_kind;
+
+/* Builds a BlockMask from a dense mask of rank 2 [Q_LEN, KV_LEN], 3 [H,
+ * Q_LEN, KV_LEN] or 4 [B, H, Q_LEN, KV_LEN] in C order. shape gives the
+ * BATCH and HEADS to build for (NULL: the array's, 1 where it has no such
+ * dimension; a 0 field of shape also takes the array's size); a dimension
+ * of size 1 broadcasts to any BATCH or HEADS, and
+ * then the BlockMask stores one slice for all (fm_mask_reads_batch /
+ * broadcast_batch false). shape's q_len and kv_len, when shape is given,
+ * must equal the array's. The tiles are classified exactly as for a
+ * compiled mask: the mask is the program `keep[...] != 0` over an int32 copy
+ * of the array, which the BlockMask owns (the caller's array is not kept),
+ * so attention and every reader work as for any other BlockMask. A value
+ * other than 0/1 (BOOL) or 0/-inf (ADDITIVE) is FM_ERR_INVALID_ARGUMENT
+ * naming the value and its position. opts as for fm_blockmask_build. */
+FM_API fm_status fm_blockmask_from_dense(const void *data, fm_dense_kind kind, size_t rank,
+                                         const int64_t *dims, const fm_shape *shape,
+                                         const fm_build_options *opts, fm_diagnostics *diags,
+                                         fm_blockmask **out);
+
+/* The same from a NumPy .npy file: bool or uint8 arrays are boolean masks,
+ * float16/float32/float64 arrays are additive masks (FM_ERR_FORMAT /
+ * FM_ERR_UNSUPPORTED for other files, with a message naming the file). The
+ * mask's source name in messages is the path. */
+FM_API fm_status fm_blockmask_from_npy(const char *path, const fm_shape *shape,
+                                       const fm_build_options *opts, fm_diagnostics *diags,
+                                       fm_blockmask **out);
+
+/* The mask of a BlockMask as a dense boolean array [BATCH, HEADS, Q_LEN,
+ * KV_LEN] (every batch and head, broadcast slices repeated), 1 where a query
+ * attends. *out is malloc'd (free with fm_free); *count receives the
+ * number of elements (NULL: not wanted). Full tiles are filled without
+ * evaluating the mask, empty tiles left 0, partial tiles evaluated.
+ * FM_ERR_LIMIT when the array would pass 2^34 bytes. */
+FM_API fm_status fm_blockmask_to_dense(const fm_blockmask *blockmask, uint8_t **out,
+                                       size_t *count, fm_diagnostics *diags);
+/* Writes fm_blockmask_to_dense's array as a .npy file of dtype bool and
+ * shape [BATCH, HEADS, Q_LEN, KV_LEN]. */
+FM_API fm_status fm_blockmask_save_dense_npy(const fm_blockmask *blockmask, const char *path,
+                                             fm_diagnostics *diags);
+
+/* ---- safetensors: save, load, PyTorch's BlockMask.from_kv_blocks ---- */
+
+/* Writes a BlockMask to a safetensors file whose tensors are the arguments
+ * of torch.nn.attention.flex_attention.BlockMask.from_kv_blocks, all int32,
+ * with B (H) of size 1 where the BlockMask broadcasts:
+ *   kv_num_blocks       [B, H, num_q_blocks]                 partial tiles per row
+ *   kv_indices          [B, H, num_q_blocks, num_kv_blocks]  their kv blocks, ascending,
+ *                       then every other kv block, ascending (create_block_mask's order)
+ *   full_kv_num_blocks, full_kv_indices                      the same for full tiles
+ * plus what reading it back needs: tensors "input.NAME" (the bound input
+ * arrays) and string metadata: Q_BLOCK_SIZE, KV_BLOCK_SIZE, Q_LEN, KV_LEN,
+ * BATCH, HEADS, mask_name, mask_source (the mask file's text),
+ * mask_source_name and "param.NAME" for each param value. docs/interop.md
+ * shows the Python side. A partly written file is removed. */
+FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, const char *path,
+                                               fm_diagnostics *diags);
+
+/* Reads a file written by fm_blockmask_save_safetensors into a new
+ * BlockMask (free with fm_blockmask_free) usable like a built one: the mask
+ * is compiled from the stored source, bound to the stored params and
+ * inputs, built for the stored shape and block sizes, and its tile lists
+ * must equal the stored tensors. FM_ERR_FORMAT for a malformed, truncated or
+ * inconsistent file (wrong dtypes, shapes or offsets, lists that do not
+ * match), with a message naming the file and what is wrong; FM_ERR_IO when
+ * it cannot be read. Never reads outside the file's bytes. */
+FM_API fm_status fm_blockmask_load_safetensors(const char *path, fm_diagnostics *diags,
+                                               fm_blockmask **out);
+/* The same from a file image of len bytes in memory (name labels messages;
+ * NULL: "<memory>"). */
+FM_API fm_status fm_blockmask_load_safetensors_memory(const char *name, const void *data,
+                                                      size_t len, fm_diagnostics *diags,
+                                                      fm_blockmask **out);
+
+/* ---- devices: the GPU (CUDA) or the CPU ------------------------------------------ */
+
+/* A device runs attention: a CUDA GPU through kernels compiled at run time
+ * by NVRTC (loaded with dlopen, like the CUDA driver, so nothing here needs
+ * them to be installed), or the CPU runtime above. */
+typedef struct fm_device fm_device;
+
+typedef enum fm_device_kind {
+    FM_DEVICE_AUTO, /* the GPU when one is usable, else the CPU */
+    FM_DEVICE_CPU,
+    FM_DEVICE_CUDA
+} fm_device_kind;
+
+/* Opens a device. FM_DEVICE_AUTO never fails for want of a GPU: it falls
+ * back to the CPU and fm_device_reason says why. FM_DEVICE_CUDA without a
+ * usable GPU (no driver, no device, no NVRTC, or a library built without
+ * CUDA support) returns FM_ERR_UNSUPPORTED with the reason in diags. Free
+ * with fm_device_free. */
+FM_API fm_status fm_device_open(fm_device_kind kind, fm_diagnostics *diags, fm_device **out);
+FM_API void fm_device_free(fm_device *device);
+/* FM_DEVICE_CPU or FM_DEVICE_CUDA: what was opened. */
+FM_API fm_device_kind fm_device_get_kind(const fm_device *device);
+/* A name for messages, e.g. "NVIDIA H100 80GB HBM3 (sm_90, CUDA)" or "CPU"
+ * (lives as long as the device). */
+FM_API const char *fm_device_name(const fm_device *device);
+/* Why this device was chosen, e.g. "CUDA unavailable: the CUDA driver
+ * (libcuda.so.1) could not be loaded ..." (lives as long as the device). */
+FM_API const char *fm_device_reason(const fm_device *device);
+/* Whether a CUDA GPU is usable by this library; if not and why is not
+ * NULL, the reason (at most n bytes, NUL-terminated). */
+FM_API bool fm_cuda_available(char *why, size_t n);
+
+/* Attention forward on the device, with the same arguments and results as
+ * fm_attention_cpu (num_threads is used by the CPU only). On a GPU the
+ * tensors are copied to it and the outputs back; q, k and v are computed
+ * in their own 16-bit type (float32 inputs are rounded to float16), with
+ * float32 accumulation. The GPU needs head dim 64 or 128 and BlockMask
+ * block sizes that are multiples of 64 (FM_ERR_UNSUPPORTED otherwise, with
+ * a message naming what is supported; the CPU takes any). */
+FM_API fm_status fm_device_attention(fm_device *device, const fm_attention_args *args,
+                                     fm_diagnostics *diags);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,5 @@
 /* The public API: status, diagnostics, compiling, selecting masks. */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

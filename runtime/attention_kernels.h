@@ -22,12 +22,16 @@ typedef struct fmr_attn_kernels {
                  int64_t ldb, float *C, int64_t ldc, const float *alpha);
     /* One online-softmax step of one query row over one tile. On entry s
      * holds np raw scores (np a multiple of FMR_NR); positions j >= n, and
-     * j < n with keep[j] == 0 when keep is not NULL, are excluded. Scores
+     * j < n with keep[j] == 0 when keep is not NULL (keep then has np
+     * readable bytes), are excluded. Scores
      * are taken in the base-2 domain, t = c * s. *m is the running maximum
      * of t (-inf before any included position), *l the running sum of
      * 2^(t - *m). On return s holds the weights 2^(t - new max) (exactly 0
      * for excluded positions) and the result is the factor the row's
      * earlier accumulation must be multiplied by. */
+    /* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols. */
+    void (*transpose)(const float *src, int64_t lds, int64_t rows, int64_t cols, float *dst,
+                      int64_t ldd);
     float (*softmax_row)(float *s, int64_t n, int64_t np, const uint8_t *keep, float c, float *m,
                          float *l);
 } fmr_attn_kernels;

@@ -58,10 +58,10 @@ typedef enum fmr_npy_dtype {
  * successful load, even for zero elements) and belongs to the struct. */
 typedef struct fmr_npy {
     fmr_npy_dtype dtype;
-    size_t rank;                      /* 0 (a scalar) to FMR_NPY_MAX_RANK */
-    int64_t shape[FMR_NPY_MAX_RANK];  /* rank entries, each >= 0 */
-    size_t count;                     /* elements: the product of shape */
-    size_t nbytes;                    /* count * item size */
+    size_t rank;                     /* 0 (a scalar) to FMR_NPY_MAX_RANK */
+    int64_t shape[FMR_NPY_MAX_RANK]; /* rank entries, each >= 0 */
+    size_t count;                    /* elements: the product of shape */
+    size_t nbytes;                   /* count * item size */
     void *data;
 } fmr_npy;
 
@@ -93,8 +93,8 @@ fm_status fmr_npy_save_memory(fmr_npy_dtype dtype, size_t rank, const int64_t *s
 /* Converts an integer or bool array to int32 (malloc'd into *out): int64
  * values outside int32 are an error naming the first such element by its
  * index, e.g. "doc.npy: element [0, 17] is 4294967296, which does not fit
- * in int32". Floating-point arrays are FM_ERR_UNSUPPORTED. name labels
- * messages. */
+ * in int32" (FM_ERR_BINDING). Floating-point arrays are
+ * FM_ERR_UNSUPPORTED. name labels messages. */
 fm_status fmr_npy_to_int32(const fmr_npy *a, const char *name, int32_t **out, fmd_diags *diags);
 /* Converts a floating-point array (float16, float32, float64) to float32
  * (malloc'd into *out), rounding float64 to nearest. Integer and bool

@@ -89,7 +89,8 @@ void fmcli_free(fmcli_common *c) {
         free(c->inputs[i].values);
     }
     free(c->inputs);
-    for (size_t i = 0; i < c->num_defines; i++) free(c->defines[i].name);
+    for (size_t i = 0; i < c->num_defines; i++)
+        free(c->defines[i].name);
     free(c->defines);
     c->inputs = NULL;
     c->defines = NULL;
@@ -214,7 +215,8 @@ static fmcli_parse_result parse_define(fmcli_common *c, const char *v) {
 
 static fmcli_parse_result parse_list(fmcli_common *c, fmcli_input *in, const char *list) {
     int64_t n = *list ? 1 : 0;
-    for (const char *p = list; *p; p++) n += *p == ',';
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
     in->values = malloc((size_t)(n ? n : 1) * sizeof *in->values);
     if (!in->values) {
         fmcli_usage_error(c, "out of memory");

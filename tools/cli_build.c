@@ -9,23 +9,32 @@
 
 #include "tools/cli_npy.h"
 
-/* Whether some other mask of the program uses param (or input) name: such
- * a name is declared by the file, so setting it is harmless for a mask
- * that does not reach it. */
-static bool other_mask_uses(const fmcli_session *s, const char *name, bool input) {
-    size_t n = fm_program_mask_count(s->program);
-    for (size_t i = 0; i < n; i++) {
-        fm_mask *m = NULL;
-        if (fm_mask_select(s->program, fm_program_mask_name(s->program, i), NULL, &m) != FM_OK)
-            continue;
-        size_t k = input ? fm_mask_input_count(m) : fm_mask_param_count(m);
-        bool found = false;
-        for (size_t j = 0; j < k && !found; j++)
-            found = !strcmp(input ? fm_mask_input_name(m, j) : fm_mask_param_name(m, j), name);
-        fm_mask_free(m);
-        if (found) return true;
+static bool ident_char(char ch) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '_';
+}
+
+/* Whether the file declares `param NAME` (or `input NAME`). The selected
+ * mask need not reach every declared name, and setting one it does not
+ * reach is harmless; a name the file does not declare is an error. The
+ * canonical text holds only declarations and expressions (no comments), so
+ * the keyword followed by the name is a declaration. */
+static bool file_declares(const fmcli_session *s, const char *name, bool input) {
+    char *text = fm_program_print(s->program);
+    if (!text) return false;
+    const char *kw = input ? "input" : "param";
+    size_t kn = strlen(kw), nn = strlen(name);
+    bool found = false;
+    for (const char *p = text; !found && (p = strstr(p, kw)) != NULL; p += kn) {
+        if (p != text && ident_char(p[-1])) continue;
+        const char *q = p + kn;
+        if (*q != ' ' && *q != '\t' && *q != '\n') continue;
+        while (*q == ' ' || *q == '\t' || *q == '\n')
+            q++;
+        found = !strncmp(q, name, nn) && !ident_char(q[nn]);
     }
-    return false;
+    fm_free(text);
+    return found;
 }
 
 static bool mask_input_index(const fm_mask *m, const char *name, size_t *idx) {
@@ -40,7 +49,7 @@ static bool mask_input_index(const fm_mask *m, const char *name, size_t *idx) {
 static int bind_input(const fmcli_common *c, fmcli_session *s, const fmcli_input *in) {
     size_t idx;
     if (!mask_input_index(s->mask, in->name, &idx)) {
-        if (other_mask_uses(s, in->name, true)) return 0;
+        if (file_declares(s, in->name, true)) return 0;
         return fmcli_input_error(c, NULL, "%s: mask '%s' does not read an input named '%s'",
                                  c->file, fm_mask_name(s->mask), in->name);
     }
@@ -61,12 +70,12 @@ static int bind_input(const fmcli_common *c, fmcli_session *s, const fmcli_input
     }
     if (rank != want_rank) {
         free(loaded);
-        return fmcli_input_error(c, NULL,
-                                 "input '%s' has rank %zu in %s but the mask declares rank %zu",
-                                 in->name, rank, in->npy_path ? in->npy_path : "the --input list",
-                                 want_rank);
+        return fmcli_input_error(
+            c, NULL, "input '%s' has rank %zu in %s but the mask declares rank %zu", in->name, rank,
+            in->npy_path ? in->npy_path : "the --input list", want_rank);
     }
-    fm_status st = fm_bindings_set_input(s->bindings, in->name, data, rank, dims, FM_COPY, s->diags);
+    fm_status st =
+        fm_bindings_set_input(s->bindings, in->name, data, rank, dims, FM_COPY, s->diags);
     free(loaded);
     if (st != FM_OK) {
         fmcli_print_diags(c, s->diags);
@@ -93,7 +102,7 @@ int fmcli_prepare(const fmcli_common *c, fmcli_session *s) {
     st = fm_mask_select(s->program, c->mask_name, s->diags, &s->mask);
     if (st != FM_OK) {
         fmcli_print_diags(c, s->diags);
-        if (st == FM_ERR_NOT_FOUND && c->mask_name) {
+        if (st == FM_ERR_NOT_FOUND && c->mask_name && !fm_diagnostics_count(s->diags)) {
             size_t n = fm_program_mask_count(s->program);
             char names[512] = "";
             size_t used = 0;
@@ -114,7 +123,7 @@ int fmcli_prepare(const fmcli_common *c, fmcli_session *s) {
         const fmcli_define *d = &c->defines[i];
         fm_diagnostics_clear(s->diags);
         st = fm_bindings_set_param(s->bindings, d->name, d->value, s->diags);
-        if (st == FM_ERR_NOT_FOUND && other_mask_uses(s, d->name, false)) continue;
+        if (st == FM_ERR_NOT_FOUND && file_declares(s, d->name, false)) continue;
         if (st != FM_OK) {
             fmcli_print_diags(c, s->diags);
             if (!fm_diagnostics_count(s->diags))

@@ -1,0 +1,826 @@
+/* Lowering a checked AST to the guarded SSA IR.
+ *
+ * Expressions are lowered with an explicit work stack (lets inlined at each
+ * use compose their nesting, so the C stack must not follow it). Every
+ * instruction is hash-consed: an unsafe one is reused only when its guard
+ * is the current guard or implied by it, so sharing never moves an array
+ * read or a division to points where the spec does not evaluate it.
+ * Folding covers literals only and never folds a value that would break a
+ * safety rule; an operand that is evaluated is never dropped, so dead-code
+ * elimination cannot remove a check. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/arith.h"
+#include "compiler/ir.h"
+
+#define GUARD_NONE (-1)
+#define GUARD_FALSE (-2) /* the code is never evaluated */
+#define GUARD_ERROR (-3) /* building the guard failed (out of memory, limits) */
+#define LOWER_MAX_INSNS (1u << 22)
+#define LOWER_MAX_WORK (1u << 25)
+#define IMPLY_BUDGET 64
+#define MEMO_SCAN 16
+
+typedef struct memo_entry {
+    int32_t guard, reg, next;
+} memo_entry;
+
+typedef struct frame {
+    const fmd_expr *e;
+    int32_t guard;
+    uint32_t stage;
+    size_t i;
+    int32_t acc;
+    int32_t tmp[FMD_MAX_RANK];
+} frame;
+
+typedef struct lowerer {
+    const fmd_program *ast;
+    fmd_diags *diags;
+    fmc_insn *insns;
+    fmd_span (*argsp)[FMD_MAX_RANK];
+    int32_t *chain; /* previous instruction with the same key (another guard) */
+    size_t count, cap;
+    int32_t *ht; /* open addressing: head instruction of each key */
+    size_t htcap;
+    memo_entry *memo;
+    size_t nmemo, memocap;
+    int32_t *memo_head[FMD_DECL_KIND_COUNT]; /* per decl kind, by decl->index */
+    size_t nkind[FMD_DECL_KIND_COUNT];
+    const fmd_decl **kind_decls[FMD_DECL_KIND_COUNT];
+    frame *stack;
+    size_t nstack, stackcap;
+    size_t work;
+    bool oom, too_big, bad;
+} lowerer;
+
+/* ---- instructions ------------------------------------------------------ */
+
+static uint64_t key_hash(const fmc_insn *x) {
+    uint64_t h = 1469598103934665603ull;
+#define MIX(v)                                                                                     \
+    do {                                                                                           \
+        h ^= (uint64_t)(v);                                                                        \
+        h *= 1099511628211ull;                                                                     \
+        h ^= h >> 29;                                                                              \
+    } while (0)
+    MIX(x->op);
+    MIX(x->type);
+    MIX(x->nargs);
+    for (int k = 0; k < x->nargs; k++) MIX((uint32_t)x->args[k]);
+    MIX(x->imm);
+#undef MIX
+    return h;
+}
+
+static bool same_key(const fmc_insn *a, const fmc_insn *b) {
+    if (a->op != b->op || a->type != b->type || a->nargs != b->nargs || a->imm != b->imm)
+        return false;
+    for (int k = 0; k < a->nargs; k++)
+        if (a->args[k] != b->args[k]) return false;
+    return true;
+}
+
+/* Does guard g being true imply guard g0 is true? Walks the conjunction
+ * tree under g a bounded number of steps (false when unsure). */
+static bool implies(const lowerer *L, int32_t g, int32_t g0) {
+    if (g0 == GUARD_NONE || g == g0) return true;
+    if (g < 0) return false;
+    int32_t todo[IMPLY_BUDGET];
+    int n = 0, seen = 0;
+    todo[n++] = g;
+    while (n > 0 && seen < IMPLY_BUDGET) {
+        int32_t r = todo[--n];
+        seen++;
+        if (r == g0) return true;
+        const fmc_insn *x = &L->insns[r];
+        if (x->op == FMC_OP_AND && n + 2 <= IMPLY_BUDGET) {
+            todo[n++] = x->args[1];
+            todo[n++] = x->args[0];
+        }
+    }
+    return false;
+}
+
+static bool ht_grow(lowerer *L) {
+    size_t ncap = L->htcap ? L->htcap * 2 : 1024;
+    int32_t *t = malloc(ncap * sizeof *t);
+    if (!t) return false;
+    for (size_t i = 0; i < ncap; i++) t[i] = -1;
+    for (size_t i = 0; i < L->htcap; i++) {
+        int32_t r = L->ht[i];
+        if (r < 0) continue;
+        size_t s = key_hash(&L->insns[r]) & (ncap - 1);
+        while (t[s] >= 0) s = (s + 1) & (ncap - 1);
+        t[s] = r;
+    }
+    free(L->ht);
+    L->ht = t;
+    L->htcap = ncap;
+    return true;
+}
+
+static bool is_const(const lowerer *L, int32_t r, int64_t *v) {
+    if (r < 0 || L->insns[r].op != FMC_OP_CONST) return false;
+    if (v) *v = L->insns[r].imm;
+    return true;
+}
+
+/* Literal folding. False when the op is not foldable or would break a
+ * safety rule (left for the build check, which names the point). */
+static bool fold(fmc_op op, const int64_t *a, int64_t *out) {
+    int64_t r;
+    switch (op) {
+    case FMC_OP_NEG:
+        if (a[0] == INT64_MIN) return false;
+        *out = -a[0];
+        return true;
+    case FMC_OP_ABS:
+        if (a[0] == INT64_MIN) return false;
+        *out = a[0] < 0 ? -a[0] : a[0];
+        return true;
+    case FMC_OP_ADD:
+        if (__builtin_add_overflow(a[0], a[1], &r)) return false;
+        *out = r;
+        return true;
+    case FMC_OP_SUB:
+        if (__builtin_sub_overflow(a[0], a[1], &r)) return false;
+        *out = r;
+        return true;
+    case FMC_OP_MUL:
+        if (__builtin_mul_overflow(a[0], a[1], &r)) return false;
+        *out = r;
+        return true;
+    case FMC_OP_DIV:
+        if (a[1] == 0 || (a[0] == INT64_MIN && a[1] == -1)) return false;
+        *out = fmc_floordiv(a[0], a[1]);
+        return true;
+    case FMC_OP_MOD:
+        if (a[1] == 0) return false;
+        *out = fmc_floormod(a[0], a[1]);
+        return true;
+    case FMC_OP_MIN: *out = a[0] < a[1] ? a[0] : a[1]; return true;
+    case FMC_OP_MAX: *out = a[0] > a[1] ? a[0] : a[1]; return true;
+    case FMC_OP_EQ: *out = a[0] == a[1]; return true;
+    case FMC_OP_NE: *out = a[0] != a[1]; return true;
+    case FMC_OP_LT: *out = a[0] < a[1]; return true;
+    case FMC_OP_LE: *out = a[0] <= a[1]; return true;
+    case FMC_OP_NOT: *out = !a[0]; return true;
+    case FMC_OP_AND: *out = a[0] && a[1]; return true;
+    case FMC_OP_OR: *out = a[0] || a[1]; return true;
+    case FMC_OP_SELECT: *out = a[0] ? a[1] : a[2]; return true;
+    default: return false;
+    }
+}
+
+static int32_t emit_raw(lowerer *L, const fmc_insn *x, const fmd_span *argsp) {
+    if (L->count * 2 + 2 > L->htcap && !ht_grow(L)) {
+        L->oom = true;
+        return -1;
+    }
+    size_t s = key_hash(x) & (L->htcap - 1);
+    int32_t head = -1;
+    while (L->ht[s] >= 0) {
+        if (same_key(&L->insns[L->ht[s]], x)) {
+            head = L->ht[s];
+            break;
+        }
+        s = (s + 1) & (L->htcap - 1);
+    }
+    for (int32_t j = head; j >= 0; j = L->chain[j])
+        if (implies(L, x->guard, L->insns[j].guard)) return j;
+    if (L->count >= LOWER_MAX_INSNS) {
+        L->too_big = true;
+        return -1;
+    }
+    if (L->count == L->cap) {
+        size_t ncap = L->cap ? L->cap * 2 : 256;
+        fmc_insn *ni = realloc(L->insns, ncap * sizeof *ni);
+        if (ni) L->insns = ni;
+        fmd_span(*na)[FMD_MAX_RANK] = realloc(L->argsp, ncap * sizeof *na);
+        if (na) L->argsp = na;
+        int32_t *nc = realloc(L->chain, ncap * sizeof *nc);
+        if (nc) L->chain = nc;
+        if (!ni || !na || !nc) {
+            L->oom = true;
+            return -1;
+        }
+        L->cap = ncap;
+    }
+    int32_t r = (int32_t)L->count++;
+    L->insns[r] = *x;
+    memset(L->argsp[r], 0, sizeof L->argsp[r]);
+    if (argsp)
+        for (int k = 0; k < x->nargs; k++) L->argsp[r][k] = argsp[k];
+    L->chain[r] = head;
+    L->ht[s] = r;
+    return r;
+}
+
+static int32_t emit_const(lowerer *L, fmd_type type, int64_t v, fmd_span span) {
+    fmc_insn x = {.op = FMC_OP_CONST, .type = (uint8_t)type, .guard = GUARD_NONE, .imm = v,
+                  .span = span};
+    return emit_raw(L, &x, NULL);
+}
+
+static bool commutative(fmc_op op) {
+    return op == FMC_OP_ADD || op == FMC_OP_MUL || op == FMC_OP_MIN || op == FMC_OP_MAX ||
+           op == FMC_OP_EQ || op == FMC_OP_NE;
+}
+
+/* Emits op(args) under guard with simplification and sharing. */
+static int32_t emit(lowerer *L, fmc_op op, fmd_type type, const int32_t *args, int nargs,
+                    int64_t imm, int32_t guard, fmd_span span, const fmd_span *argsp) {
+    for (int k = 0; k < nargs; k++)
+        if (args[k] < 0) return -1;
+    if (!fmc_op_unsafe(op)) guard = GUARD_NONE;
+    int64_t cv[FMD_MAX_RANK];
+    bool all_const = nargs > 0 && op != FMC_OP_LOAD;
+    for (int k = 0; k < nargs && all_const; k++) all_const = is_const(L, args[k], &cv[k]);
+    int64_t folded;
+    if (all_const && fold(op, cv, &folded)) return emit_const(L, type, folded, span);
+    int64_t c0 = 0, c1 = 0;
+    bool k0 = nargs > 0 && is_const(L, args[0], &c0), k1 = nargs > 1 && is_const(L, args[1], &c1);
+    switch (op) {
+    case FMC_OP_NOT:
+        if (L->insns[args[0]].op == FMC_OP_NOT) return L->insns[args[0]].args[0];
+        break;
+    case FMC_OP_AND:
+        /* A constant left operand short-circuits; a constant right operand
+         * may only remove itself (the left one is evaluated). */
+        if (k0) return c0 ? args[1] : args[0];
+        if (k1 && c1) return args[0];
+        if (args[0] == args[1]) return args[0];
+        break;
+    case FMC_OP_OR:
+        if (k0) return c0 ? args[0] : args[1];
+        if (k1 && !c1) return args[0];
+        if (args[0] == args[1]) return args[0];
+        break;
+    case FMC_OP_SELECT:
+        if (k0) return c0 ? args[1] : args[2];
+        if (args[1] == args[2]) return args[1];
+        break;
+    default: break;
+    }
+    fmc_insn x = {.op = (uint8_t)op, .type = (uint8_t)type, .nargs = (uint8_t)nargs,
+                  .guard = guard, .imm = imm, .span = span};
+    fmd_span sp[FMD_MAX_RANK] = {{0, 0}};
+    for (int k = 0; k < nargs; k++) {
+        x.args[k] = args[k];
+        if (argsp) sp[k] = argsp[k];
+    }
+    if (commutative(op) && x.args[1] < x.args[0]) {
+        int32_t t = x.args[0];
+        x.args[0] = x.args[1];
+        x.args[1] = t;
+        fmd_span ts = sp[0];
+        sp[0] = sp[1];
+        sp[1] = ts;
+    }
+    return emit_raw(L, &x, sp);
+}
+
+static int32_t emit1(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t guard, fmd_span span,
+                     fmd_span as) {
+    return emit(L, op, t, &a, 1, 0, guard, span, &as);
+}
+
+static int32_t emit2(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t b, int32_t guard,
+                     fmd_span span, fmd_span as, fmd_span bs) {
+    int32_t args[2] = {a, b};
+    fmd_span sp[2] = {as, bs};
+    return emit(L, op, t, args, 2, 0, guard, span, sp);
+}
+
+/* The guard of code evaluated where g holds and x is true. */
+static int32_t make_guard(lowerer *L, int32_t g, int32_t x, fmd_span span) {
+    int64_t c;
+    if (g == GUARD_FALSE) return GUARD_FALSE;
+    if (x < 0) return GUARD_ERROR;
+    if (is_const(L, x, &c)) return c ? g : GUARD_FALSE;
+    if (g == GUARD_NONE) return x;
+    return emit2(L, FMC_OP_AND, FMD_TYPE_BOOL, g, x, GUARD_NONE, span, span, span);
+}
+
+/* ---- lets and masks: memoized per (declaration, guard) ------------------ */
+
+static int32_t memo_find(const lowerer *L, const fmd_decl *d, int32_t guard) {
+    int32_t e = L->memo_head[d->kind][d->index];
+    for (int n = 0; e >= 0 && n < MEMO_SCAN; e = L->memo[e].next, n++)
+        if (implies(L, guard, L->memo[e].guard)) return L->memo[e].reg;
+    return -1;
+}
+
+static void memo_add(lowerer *L, const fmd_decl *d, int32_t guard, int32_t reg) {
+    if (L->nmemo == L->memocap) {
+        size_t ncap = L->memocap ? L->memocap * 2 : 64;
+        memo_entry *n = realloc(L->memo, ncap * sizeof *n);
+        if (!n) return; /* only a cache */
+        L->memo = n;
+        L->memocap = ncap;
+    }
+    memo_entry *m = &L->memo[L->nmemo];
+    m->guard = guard;
+    m->reg = reg;
+    m->next = L->memo_head[d->kind][d->index];
+    L->memo_head[d->kind][d->index] = (int32_t)L->nmemo++;
+}
+
+/* ---- the expression machine --------------------------------------------- */
+
+enum { STEP_DONE, STEP_PUSH, STEP_FAIL };
+
+static fmd_span join(fmd_span a, fmd_span b) {
+    fmd_span s = {a.start < b.start ? a.start : b.start, a.end > b.end ? a.end : b.end};
+    return s;
+}
+
+static int32_t combine(lowerer *L, fmd_binop op, int32_t a, int32_t b, int32_t guard,
+                       fmd_span span, fmd_span as, fmd_span bs) {
+    switch (op) {
+    case FMD_OP_AND: return emit2(L, FMC_OP_AND, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_OR: return emit2(L, FMC_OP_OR, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_EQ: return emit2(L, FMC_OP_EQ, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_NE: return emit2(L, FMC_OP_NE, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_LT: return emit2(L, FMC_OP_LT, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_LE: return emit2(L, FMC_OP_LE, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_GT: return emit2(L, FMC_OP_LT, FMD_TYPE_BOOL, b, a, guard, span, bs, as);
+    case FMD_OP_GE: return emit2(L, FMC_OP_LE, FMD_TYPE_BOOL, b, a, guard, span, bs, as);
+    case FMD_OP_ADD: return emit2(L, FMC_OP_ADD, FMD_TYPE_INT, a, b, guard, span, as, bs);
+    case FMD_OP_SUB: return emit2(L, FMC_OP_SUB, FMD_TYPE_INT, a, b, guard, span, as, bs);
+    case FMD_OP_MUL: return emit2(L, FMC_OP_MUL, FMD_TYPE_INT, a, b, guard, span, as, bs);
+    case FMD_OP_DIV: return emit2(L, FMC_OP_DIV, FMD_TYPE_INT, a, b, guard, span, as, bs);
+    case FMD_OP_MOD: return emit2(L, FMC_OP_MOD, FMD_TYPE_INT, a, b, guard, span, as, bs);
+    default: return -1;
+    }
+}
+
+static int step_fail(lowerer *L, const fmd_expr *e, const char *what) {
+    if (!L->bad)
+        fmd_diag_add(L->diags, FMD_ERROR, L->ast->source, e->span, NULL,
+                     "internal error: cannot lower %s (was the program checked?)", what);
+    L->bad = true;
+    return STEP_FAIL;
+}
+
+static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr **child,
+                int32_t *child_guard) {
+    const fmd_expr *e = f->e;
+    if (f->stage == 0) {
+        if (f->guard == GUARD_FALSE) {
+            *out = emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT, 0,
+                              e->span);
+            return STEP_DONE;
+        }
+        bool param_name = e->kind == FMD_EXPR_NAME && e->u.name.ref == FMD_REF_DECL &&
+                          e->u.name.decl && e->u.name.decl->kind == FMD_DECL_PARAM;
+        if (e->is_const && !param_name &&
+            (e->type == FMD_TYPE_INT || e->type == FMD_TYPE_BOOL)) {
+            *out = emit_const(L, e->type, e->const_value, e->span);
+            return STEP_DONE;
+        }
+    }
+    switch (e->kind) {
+    case FMD_EXPR_INT:
+        if (e->u.lit.overflow || e->u.lit.magnitude > (uint64_t)INT64_MAX)
+            return step_fail(L, e, "an out-of-range literal");
+        *out = emit_const(L, FMD_TYPE_INT, (int64_t)e->u.lit.magnitude, e->span);
+        return STEP_DONE;
+    case FMD_EXPR_BOOL:
+        *out = emit_const(L, FMD_TYPE_BOOL, e->u.boolean, e->span);
+        return STEP_DONE;
+    case FMD_EXPR_NAME: {
+        if (e->u.name.ref == FMD_REF_BUILTIN) {
+            fmc_insn x = {.op = FMC_OP_VAR, .type = FMD_TYPE_INT, .guard = GUARD_NONE,
+                          .imm = e->u.name.var, .span = e->span};
+            *out = emit_raw(L, &x, NULL);
+            return STEP_DONE;
+        }
+        const fmd_decl *d = e->u.name.decl;
+        if (e->u.name.ref != FMD_REF_DECL || !d) return step_fail(L, e, "an unresolved name");
+        if (d->kind == FMD_DECL_PARAM) {
+            fmc_insn x = {.op = FMC_OP_PARAM, .type = FMD_TYPE_INT, .guard = GUARD_NONE,
+                          .imm = (int64_t)d->index, .span = e->span};
+            *out = emit_raw(L, &x, NULL);
+            return STEP_DONE;
+        }
+        if (d->kind != FMD_DECL_LET && d->kind != FMD_DECL_MASK)
+            return step_fail(L, e, "an input used as a value");
+        if (!d->expr) return step_fail(L, e, "a declaration without an expression");
+        if (f->stage == 0) {
+            int32_t m = memo_find(L, d, f->guard);
+            if (m >= 0) {
+                *out = m;
+                return STEP_DONE;
+            }
+            f->stage = 1;
+            *child = d->expr;
+            *child_guard = f->guard;
+            return STEP_PUSH;
+        }
+        memo_add(L, d, f->guard, ret);
+        *out = ret;
+        return STEP_DONE;
+    }
+    case FMD_EXPR_UNARY:
+        if (f->stage == 0) {
+            f->stage = 1;
+            *child = e->u.unary.operand;
+            *child_guard = f->guard;
+            return STEP_PUSH;
+        }
+        if (e->u.unary.op == FMD_UNOP_NEG)
+            *out = emit1(L, FMC_OP_NEG, FMD_TYPE_INT, ret, f->guard, e->span,
+                         e->u.unary.operand->span);
+        else
+            *out = emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, ret, f->guard, e->span,
+                         e->u.unary.operand->span);
+        return STEP_DONE;
+    case FMD_EXPR_CHAIN: {
+        fmd_expr *const *ops = e->u.chain.operands;
+        if (f->stage == 0) {
+            if (e->u.chain.count < 1) return step_fail(L, e, "an empty chain");
+            f->stage = 1;
+            f->i = 0;
+            *child = ops[0];
+            *child_guard = f->guard;
+            return STEP_PUSH;
+        }
+        size_t i = f->i;
+        fmd_span acc_span = {ops[0]->span.start, i > 0 ? ops[i - 1]->span.end : ops[0]->span.end};
+        if (i == 0) f->acc = ret;
+        else
+            f->acc = combine(L, e->u.chain.ops[i - 1], f->acc, ret, f->guard,
+                             join(acc_span, ops[i]->span), acc_span, ops[i]->span);
+        if (f->acc < 0) return STEP_FAIL;
+        f->i = ++i;
+        if (i >= e->u.chain.count) {
+            *out = f->acc;
+            return STEP_DONE;
+        }
+        int32_t g = f->guard;
+        int64_t c;
+        fmd_span sofar = {ops[0]->span.start, ops[i - 1]->span.end};
+        if (e->u.chain.prec == FMD_PREC_AND) {
+            if (is_const(L, f->acc, &c)) {
+                if (!c) {
+                    *out = f->acc;
+                    return STEP_DONE;
+                }
+            } else {
+                g = make_guard(L, g, f->acc, sofar);
+            }
+        } else if (e->u.chain.prec == FMD_PREC_OR) {
+            if (is_const(L, f->acc, &c)) {
+                if (c) {
+                    *out = f->acc;
+                    return STEP_DONE;
+                }
+            } else {
+                int32_t n = emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, f->acc, GUARD_NONE, sofar, sofar);
+                g = make_guard(L, g, n, sofar);
+            }
+        }
+        if (g == GUARD_ERROR) return STEP_FAIL;
+        *child = ops[i];
+        *child_guard = g;
+        return STEP_PUSH;
+    }
+    case FMD_EXPR_COND:
+        switch (f->stage) {
+        case 0:
+            f->stage = 1;
+            *child = e->u.cond.cond;
+            *child_guard = f->guard;
+            return STEP_PUSH;
+        case 1: {
+            int64_t c;
+            f->tmp[0] = ret;
+            if (is_const(L, ret, &c)) {
+                f->stage = 4;
+                *child = c ? e->u.cond.then_expr : e->u.cond.else_expr;
+                *child_guard = f->guard;
+                return STEP_PUSH;
+            }
+            f->stage = 2;
+            *child = e->u.cond.then_expr;
+            *child_guard = make_guard(L, f->guard, ret, e->u.cond.cond->span);
+            return *child_guard == GUARD_ERROR ? STEP_FAIL : STEP_PUSH;
+        }
+        case 2: {
+            f->tmp[1] = ret;
+            f->stage = 3;
+            int32_t n = emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, f->tmp[0], GUARD_NONE,
+                              e->u.cond.cond->span, e->u.cond.cond->span);
+            *child = e->u.cond.else_expr;
+            *child_guard = make_guard(L, f->guard, n, e->u.cond.cond->span);
+            return *child_guard == GUARD_ERROR ? STEP_FAIL : STEP_PUSH;
+        }
+        case 3: {
+            int32_t args[3] = {f->tmp[0], f->tmp[1], ret};
+            fmd_span sp[3] = {e->u.cond.cond->span, e->u.cond.then_expr->span,
+                              e->u.cond.else_expr->span};
+            *out = emit(L, FMC_OP_SELECT, e->type, args, 3, 0, GUARD_NONE, e->span, sp);
+            return STEP_DONE;
+        }
+        default: *out = ret; return STEP_DONE;
+        }
+    case FMD_EXPR_CALL:
+    case FMD_EXPR_INDEX: {
+        bool call = e->kind == FMD_EXPR_CALL;
+        size_t n = call ? e->u.call.count : e->u.index.count;
+        fmd_expr *const *args = call ? e->u.call.args : e->u.index.indices;
+        if (n < 1 || n > FMD_MAX_RANK) return step_fail(L, e, "a call or read of this arity");
+        if (f->stage > 0) f->tmp[f->i++] = ret;
+        else f->i = 0;
+        if (f->i < n) {
+            f->stage = 1;
+            *child = args[f->i];
+            *child_guard = f->guard;
+            return STEP_PUSH;
+        }
+        fmd_span sp[FMD_MAX_RANK];
+        for (size_t k = 0; k < n; k++) sp[k] = args[k]->span;
+        if (!call) {
+            const fmd_decl *d = e->u.index.decl;
+            if (!d || d->kind != FMD_DECL_INPUT || d->rank != n)
+                return step_fail(L, e, "an array read");
+            *out = emit(L, FMC_OP_LOAD, FMD_TYPE_INT, f->tmp, (int)n, (int64_t)d->index, f->guard,
+                        e->span, sp);
+            return STEP_DONE;
+        }
+        fmc_op op;
+        switch (e->u.call.fn) {
+        case FMD_FN_MIN: op = FMC_OP_MIN; break;
+        case FMD_FN_MAX: op = FMC_OP_MAX; break;
+        default: op = FMC_OP_ABS; break;
+        }
+        if (n != (size_t)fmc_op_nargs(op)) return step_fail(L, e, "a call of this arity");
+        *out = emit(L, op, FMD_TYPE_INT, f->tmp, (int)n, 0, f->guard, e->span, sp);
+        return STEP_DONE;
+    }
+    default: return step_fail(L, e, "this expression");
+    }
+}
+
+static int32_t lower_expr(lowerer *L, const fmd_expr *root, int32_t guard) {
+    L->nstack = 0;
+    int32_t ret = -1;
+    const fmd_expr *child = root;
+    int32_t child_guard = guard;
+    bool push = true;
+    for (;;) {
+        if (push) {
+            if (L->nstack == L->stackcap) {
+                size_t ncap = L->stackcap ? L->stackcap * 2 : 64;
+                frame *ns = realloc(L->stack, ncap * sizeof *ns);
+                if (!ns) {
+                    L->oom = true;
+                    return -1;
+                }
+                L->stack = ns;
+                L->stackcap = ncap;
+            }
+            frame *nf = &L->stack[L->nstack++];
+            memset(nf, 0, sizeof *nf);
+            nf->e = child;
+            nf->guard = child_guard;
+        }
+        if (++L->work > LOWER_MAX_WORK) L->too_big = true;
+        if (L->oom || L->too_big) return -1;
+        int32_t out = -1;
+        int st = step(L, &L->stack[L->nstack - 1], ret, &out, &child, &child_guard);
+        if (st == STEP_FAIL || L->oom || L->too_big) return -1;
+        if (st == STEP_PUSH) {
+            push = true;
+            continue;
+        }
+        if (out < 0) return -1;
+        push = false;
+        ret = out;
+        if (--L->nstack == 0) return ret;
+    }
+}
+
+/* ---- building the program ------------------------------------------------ */
+
+static char *dupstr(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+static const fmd_decl *select_mask(const fmd_program *ast, const char *name, fmd_diags *diags) {
+    const fmd_decl *last = NULL, *found = NULL;
+    for (size_t i = 0; i < ast->count; i++) {
+        const fmd_decl *d = ast->decls[i];
+        if (d->kind != FMD_DECL_MASK) continue;
+        last = d;
+        if (name && d->name && strcmp(d->name, name) == 0) found = d;
+    }
+    if (!name && last) return last;
+    if (found) return found;
+    const char *file = ast->source ? ast->source->name : "<string>";
+    if (!name) {
+        fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                     "%s: the file declares no mask", file);
+        return NULL;
+    }
+    char list[256];
+    size_t len = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < ast->count && len + 4 < sizeof list; i++) {
+        const fmd_decl *d = ast->decls[i];
+        if (d->kind != FMD_DECL_MASK || !d->name) continue;
+        int w = snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", d->name);
+        if (w < 0) break;
+        len += (size_t)w;
+        if (len >= sizeof list) len = sizeof list - 1;
+    }
+    if (list[0])
+        fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                     "%s: no mask named '%s' (the file's masks: %s)", file, name, list);
+    else
+        fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                     "%s: no mask named '%s' (the file declares no mask)", file, name);
+    return NULL;
+}
+
+static bool setup(lowerer *L) {
+    for (size_t i = 0; i < L->ast->count; i++) {
+        const fmd_decl *d = L->ast->decls[i];
+        if ((unsigned)d->kind >= FMD_DECL_KIND_COUNT) return false;
+        if (d->index + 1 > L->nkind[d->kind]) L->nkind[d->kind] = d->index + 1;
+    }
+    for (int k = 0; k < FMD_DECL_KIND_COUNT; k++) {
+        size_t n = L->nkind[k] + 1;
+        L->memo_head[k] = malloc(n * sizeof *L->memo_head[k]);
+        L->kind_decls[k] = calloc(n, sizeof *L->kind_decls[k]);
+        if (!L->memo_head[k] || !L->kind_decls[k]) return false;
+        for (size_t j = 0; j < n; j++) L->memo_head[k][j] = -1;
+    }
+    for (size_t i = 0; i < L->ast->count; i++) {
+        const fmd_decl *d = L->ast->decls[i];
+        L->kind_decls[d->kind][d->index] = d;
+    }
+    return true;
+}
+
+static void lowerer_free(lowerer *L) {
+    free(L->insns);
+    free(L->argsp);
+    free(L->chain);
+    free(L->ht);
+    free(L->memo);
+    free(L->stack);
+    for (int k = 0; k < FMD_DECL_KIND_COUNT; k++) {
+        free(L->memo_head[k]);
+        free(L->kind_decls[k]);
+    }
+}
+
+/* Keeps what the result reaches (args and guards), renumbers, and gives
+ * slots to the params and inputs that remain, in declaration order. */
+static fmc_program *finish(lowerer *L, const fmd_decl *mask, int32_t result) {
+    size_t n = L->count;
+    size_t np = L->nkind[FMD_DECL_PARAM], ni = L->nkind[FMD_DECL_INPUT];
+    uint8_t *live = calloc(n + 1, 1);
+    int32_t *map = malloc((n + 1) * sizeof *map);
+    int32_t *pslot = malloc((np + 1) * sizeof *pslot);
+    int32_t *islot = malloc((ni + 1) * sizeof *islot);
+    fmc_program *p = calloc(1, sizeof *p);
+    if (!live || !map || !pslot || !islot || !p) goto oom;
+    live[result] = 1;
+    for (size_t i = n; i-- > 0;) {
+        if (!live[i]) continue;
+        const fmc_insn *x = &L->insns[i];
+        if (x->guard >= 0) live[x->guard] = 1;
+        if (x->op != FMC_OP_CONST && x->op != FMC_OP_VAR && x->op != FMC_OP_PARAM)
+            for (int k = 0; k < x->nargs; k++) live[x->args[k]] = 1;
+    }
+    for (size_t k = 0; k <= np; k++) pslot[k] = -1;
+    for (size_t k = 0; k <= ni; k++) islot[k] = -1;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!live[i]) continue;
+        map[i] = (int32_t)m++;
+        const fmc_insn *x = &L->insns[i];
+        if (x->op == FMC_OP_PARAM) pslot[x->imm] = 0;
+        if (x->op == FMC_OP_LOAD) {
+            islot[x->imm] = 0;
+            const fmd_decl *d = L->kind_decls[FMD_DECL_INPUT][x->imm];
+            for (size_t k = 0; d && k < d->rank; k++)
+                if (d->dims[k].kind == FMD_DIM_PARAM && d->dims[k].param)
+                    pslot[d->dims[k].param->index] = 0;
+        }
+        if (x->op == FMC_OP_VAR && x->imm == FMD_VAR_B) p->reads_batch = true;
+        if (x->op == FMC_OP_VAR && x->imm == FMD_VAR_H) p->reads_heads = true;
+    }
+    for (size_t k = 0; k < np; k++)
+        if (pslot[k] == 0) pslot[k] = (int32_t)p->nparams++;
+    for (size_t k = 0; k < ni; k++)
+        if (islot[k] == 0) islot[k] = (int32_t)p->ninputs++;
+    p->insns = malloc(m * sizeof *p->insns);
+    p->arg_spans = malloc(m * sizeof *p->arg_spans);
+    p->params = calloc(p->nparams + 1, sizeof *p->params);
+    p->inputs = calloc(p->ninputs + 1, sizeof *p->inputs);
+    p->mask_name = dupstr(mask->name ? mask->name : "");
+    const fmd_source *s = L->ast->source;
+    p->source = s ? fmd_source_new(s->name, s->text, s->len) : fmd_source_new("<string>", "", 0);
+    if (!p->insns || !p->arg_spans || !p->params || !p->inputs || !p->mask_name || !p->source)
+        goto oom;
+    p->count = m;
+    for (size_t i = 0; i < n; i++) {
+        if (!live[i]) continue;
+        fmc_insn x = L->insns[i];
+        if (x.guard >= 0) x.guard = map[x.guard];
+        if (x.op == FMC_OP_PARAM) x.imm = pslot[x.imm];
+        else if (x.op == FMC_OP_LOAD) x.imm = islot[x.imm];
+        if (x.op != FMC_OP_CONST && x.op != FMC_OP_VAR && x.op != FMC_OP_PARAM)
+            for (int k = 0; k < x.nargs; k++) x.args[k] = map[x.args[k]];
+        for (int k = x.nargs; k < FMD_MAX_RANK; k++) x.args[k] = 0;
+        p->insns[map[i]] = x;
+        memcpy(p->arg_spans[map[i]], L->argsp[i], sizeof p->arg_spans[0]);
+    }
+    p->result = map[result];
+    for (size_t k = 0; k < np; k++) {
+        if (pslot[k] < 0) continue;
+        const fmd_decl *d = L->kind_decls[FMD_DECL_PARAM][k];
+        fmc_param_info *pi = &p->params[pslot[k]];
+        pi->name = dupstr(d->name);
+        pi->has_default = d->has_default;
+        pi->default_value = d->default_value;
+        pi->span = d->name_span;
+        if (!pi->name) goto oom;
+    }
+    for (size_t k = 0; k < ni; k++) {
+        if (islot[k] < 0) continue;
+        const fmd_decl *d = L->kind_decls[FMD_DECL_INPUT][k];
+        fmc_input_info *ii = &p->inputs[islot[k]];
+        ii->name = dupstr(d->name);
+        ii->rank = d->rank;
+        ii->span = d->name_span;
+        if (!ii->name) goto oom;
+        for (size_t j = 0; j < d->rank; j++) {
+            ii->dims[j].kind = d->dims[j].kind;
+            switch (d->dims[j].kind) {
+            case FMD_DIM_LITERAL: ii->dims[j].value = d->dims[j].value; break;
+            case FMD_DIM_PARAM:
+                ii->dims[j].value = d->dims[j].param ? pslot[d->dims[j].param->index] : 0;
+                break;
+            default: ii->dims[j].value = d->dims[j].shape; break;
+            }
+        }
+    }
+    free(live);
+    free(map);
+    free(pslot);
+    free(islot);
+    return p;
+oom:
+    free(live);
+    free(map);
+    free(pslot);
+    free(islot);
+    fmc_program_free(p);
+    return NULL;
+}
+
+fmc_program *fmc_lower(const fmd_program *prog, const char *name, fmd_diags *diags) {
+    if (!prog) return NULL;
+    const fmd_decl *mask = select_mask(prog, name, diags);
+    if (!mask) return NULL;
+    lowerer L;
+    memset(&L, 0, sizeof L);
+    L.ast = prog;
+    L.diags = diags;
+    fmc_program *p = NULL;
+    if (!setup(&L)) {
+        L.oom = true;
+    } else if (!mask->expr) {
+        fmd_diag_add(diags, FMD_ERROR, prog->source, mask->span, NULL,
+                     "mask '%s' has no expression", mask->name);
+    } else {
+        int32_t r = lower_expr(&L, mask->expr, GUARD_NONE);
+        if (r >= 0 && L.insns[r].type != FMD_TYPE_BOOL) {
+            fmd_diag_add(diags, FMD_ERROR, prog->source, mask->expr->span, NULL,
+                         "mask '%s' is not a bool", mask->name);
+        } else if (r >= 0) {
+            p = finish(&L, mask, r);
+            if (!p) L.oom = true;
+        }
+    }
+    if (L.too_big)
+        fmd_diag_add(diags, FMD_ERROR, prog->source, mask->name_span,
+                     "lets are inlined at every use; share work by restructuring the lets",
+                     "mask '%s' is too large after inlining its lets (limit %u operations)",
+                     mask->name, LOWER_MAX_INSNS);
+    else if (L.oom)
+        fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                     "out of memory while lowering mask '%s'", mask->name);
+    lowerer_free(&L);
+    return p;
+}

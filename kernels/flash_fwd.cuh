@@ -1,0 +1,344 @@
+/* FlashAttention-2-style forward pass over a BlockMask.
+ *
+ * Compiled by NVRTC after the generated mask text (which defines
+ * fm_mask_env and fm_mask_eval). Options choose the variant:
+ *   FM_HEAD_DIM    64 or 128
+ *   FM_DTYPE_BF16  defined: bf16 inputs, else fp16
+ *   FM_MASK_INT32  defined: the mask's 32-bit arithmetic variant
+ *
+ * One thread block per (query tile of 64 rows, head, batch); four warps,
+ * each owning 16 query rows. Per 64-column key/value tile: S = Q K^T with
+ * mma.sync m16n8k16 (fp32 accumulation), the mask applied only on partial
+ * tiles, an online softmax in base 2, then O += P V. Full tiles come first
+ * and never evaluate the mask; empty tiles are never loaded (they are not
+ * in the BlockMask's lists). Shared memory holds Q, one K tile and one V
+ * tile; loading V(t) overlaps S(t), loading K(t+1) overlaps P V(t). */
+#define FM_MASK_ENV_T fm_mask_env
+#include "fm_fwd_params.h"
+
+#ifndef FM_HEAD_DIM
+#error "FM_HEAD_DIM must be defined (64 or 128)"
+#endif
+#if FM_HEAD_DIM != 64 && FM_HEAD_DIM != 128
+#error "the forward kernel supports head dims 64 and 128"
+#endif
+
+namespace fmk {
+
+constexpr int kD = FM_HEAD_DIM;
+constexpr int kM = FM_FWD_BLOCK_M;
+constexpr int kN = FM_FWD_BLOCK_N;
+constexpr int kThreads = FM_FWD_THREADS;
+constexpr int kChunks = kD / 8; /* 16-byte chunks per row */
+__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+
+__device__ __forceinline__ unsigned smem_u32(const void *p) {
+    unsigned r;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+    return r;
+}
+
+/* 16-byte asynchronous copy; with pred false it writes 16 zero bytes and
+ * reads nothing (rows past the sequence end). */
+__device__ __forceinline__ void cp_async16(unsigned dst, const void *src, bool pred) {
+    int n = pred ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+__device__ __forceinline__ void ldsm_x4(unsigned addr, unsigned &r0, unsigned &r1, unsigned &r2,
+                                        unsigned &r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr)
+                 : "memory");
+}
+__device__ __forceinline__ void ldsm_x4_t(unsigned addr, unsigned &r0, unsigned &r1, unsigned &r2,
+                                          unsigned &r3) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr)
+                 : "memory");
+}
+
+/* c += a * b for one 16x8x16 tile, fp32 accumulators. */
+__device__ __forceinline__ void mma16816(float *c, const unsigned *a, unsigned b0, unsigned b1) {
+#ifdef FM_DTYPE_BF16
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
+}
+
+/* Two floats to a packed pair, lo in the low half (lower column first, as
+ * the fragment layouts expect). */
+__device__ __forceinline__ unsigned pack2(float lo, float hi) {
+    unsigned r;
+#ifdef FM_DTYPE_BF16
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+#else
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+#endif
+    return r;
+}
+
+/* 2^x; 2^-inf is +0, which the masked entries rely on. */
+__device__ __forceinline__ float exp2_approx(float x) {
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));
+    return r;
+}
+
+/* Element offset of 16-byte chunk (row, col), col a multiple of 8. The
+ * chunk index is XOR-swizzled with the row so that the 8 rows one
+ * ldmatrix phase reads fall in 8 different bank groups. */
+__device__ __forceinline__ int swz(int row, int col) {
+    return row * kD + ((((col >> 3) ^ (row & 7))) << 3);
+}
+
+/* Issues the copies of rows [row0, row0 + 64) of one [seq, kD] slice into
+ * a swizzled tile; rows at or past len are zero-filled. */
+__device__ __forceinline__ void load_tile(unsigned short *tile, const unsigned short *base,
+                                          long long stride, int row0, int len, int tid) {
+#pragma unroll
+    for (int i = 0; i < kM * kChunks / kThreads; i++) {
+        int c = tid + i * kThreads;
+        int row = c / kChunks, ch = c % kChunks;
+        bool ok = row0 + row < len;
+        const unsigned short *src = ok ? base + (long long)(row0 + row) * stride + ch * 8 : base;
+        cp_async16(smem_u32(tile + swz(row, ch * 8)), src, ok);
+    }
+}
+
+/* The kv position where work item t starts, and whether its BlockMask
+ * tile is partial; items run over full blocks, then partial blocks, each
+ * split into block_kv / kN kernel tiles. */
+struct items {
+    const int *full, *part;
+    int nfull, npart, sub, block_kv;
+    __device__ __forceinline__ int count() const { return (nfull + npart) * sub; }
+    __device__ __forceinline__ int kv0(int t, bool &partial) const {
+        int bi = t / sub, si = t - bi * sub;
+        partial = bi >= nfull;
+        int kvb = partial ? part[bi - nfull] : full[bi];
+        return kvb * block_kv + si * kN;
+    }
+};
+
+/* The next item at or after t that holds a key/value position (the tail
+ * kernel tiles of a clipped BlockMask block may lie wholly past kv_len). */
+__device__ __forceinline__ int next_item(const items &it, int t, int kv_len) {
+    while (t < it.count()) {
+        bool partial;
+        if (it.kv0(t, partial) < kv_len) return t;
+        t++;
+    }
+    return t;
+}
+
+} // namespace fmk
+
+extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
+    fm_flash_fwd(const __grid_constant__ fm_fwd_params p) {
+    using namespace fmk;
+    extern __shared__ __align__(128) unsigned short smem[];
+    unsigned short *sQ = smem;
+    unsigned short *sK = smem + kM * kD;
+    unsigned short *sV = smem + 2 * kM * kD;
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t4 = lane & 3; /* fragment row group, thread in group */
+    const int b = blockIdx.z, h = blockIdx.y;
+    const int q0 = blockIdx.x * kM;
+    const int kvh = h / (p.heads / p.kv_heads); /* grouped-query attention */
+
+    const int qb = q0 / p.block_q;
+    const long long row = ((long long)(p.bcast_batch ? 0 : b) * p.stored_heads +
+                           (p.bcast_heads ? 0 : h)) * p.nqb + qb;
+    items it;
+    it.full = p.full_idx + p.full_off[row];
+    it.part = p.part_idx + p.part_off[row];
+    it.nfull = (int)(p.full_off[row + 1] - p.full_off[row]);
+    it.npart = (int)(p.part_off[row + 1] - p.part_off[row]);
+    it.sub = p.block_kv / kN;
+    it.block_kv = p.block_kv;
+
+    const unsigned short *qg =
+        (const unsigned short *)p.q + b * p.q_stride_b + h * p.q_stride_h;
+    const unsigned short *kg =
+        (const unsigned short *)p.k + b * p.k_stride_b + kvh * p.k_stride_h;
+    const unsigned short *vg =
+        (const unsigned short *)p.v + b * p.v_stride_b + kvh * p.v_stride_h;
+
+    float o[kD / 8][4];
+#pragma unroll
+    for (int i = 0; i < kD / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+    /* Running max (base-2, scaled) and partial row sums for rows g, g+8. */
+    float m_run[2] = {neg_inf(), neg_inf()};
+    float l_run[2] = {0.f, 0.f};
+
+    int t = next_item(it, 0, p.kv_len);
+    if (t < it.count()) {
+        load_tile(sQ, qg, p.q_stride_s, q0, p.q_len, tid);
+        bool partial;
+        load_tile(sK, kg, p.k_stride_s, it.kv0(t, partial), p.kv_len, tid);
+        cp_async_commit();
+        cp_async_wait_all();
+        __syncthreads(); /* Q and K(0) written by every thread are visible */
+
+        unsigned qf[kD / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < kD / 16; kk++)
+            ldsm_x4(smem_u32(sQ + swz(warp * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)),
+                    qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
+
+        while (t < it.count()) {
+            const int kv0 = it.kv0(t, partial);
+            const int tn = next_item(it, t + 1, p.kv_len);
+
+            load_tile(sV, vg, p.v_stride_s, kv0, p.kv_len, tid);
+            cp_async_commit();
+
+            float s[kN / 8][4];
+#pragma unroll
+            for (int i = 0; i < kN / 8; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < kD / 16; kk++) {
+#pragma unroll
+                for (int np = 0; np < kN / 16; np++) {
+                    unsigned b0, b1, b2, b3;
+                    ldsm_x4(smem_u32(sK + swz(np * 16 + (lane & 7) + ((lane >> 4) << 3),
+                                              kk * 16 + ((lane >> 3) & 1) * 8)),
+                            b0, b1, b2, b3);
+                    mma16816(s[2 * np], qf[kk], b0, b1);
+                    mma16816(s[2 * np + 1], qf[kk], b2, b3);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < kN / 8; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[i][e] *= p.scale_log2;
+
+            if (partial) {
+                /* The predicate is evaluated in a rolled loop so its code
+                 * appears once, however large the mask. Positions past
+                 * the sequence ends are never handed to it: they could
+                 * index its input arrays out of bounds. */
+                unsigned bits = 0;
+                const int qr = q0 + warp * 16 + g;
+#pragma unroll 1
+                for (int i = 0; i < 32; i++) {
+                    int qi = qr + ((i >> 1) & 1) * 8;
+                    int kvi = kv0 + (i >> 2) * 8 + 2 * t4 + (i & 1);
+                    bool keep = qi < p.q_len && kvi < p.kv_len &&
+                                fm_mask_eval(&p.mask, (fm_int)b, (fm_int)h, (fm_int)qi, (fm_int)kvi);
+                    bits |= (unsigned)keep << i;
+                }
+#pragma unroll
+                for (int i = 0; i < kN / 8; i++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        if (!((bits >> (i * 4 + e)) & 1u)) s[i][e] = neg_inf();
+            }
+
+            /* Online softmax, rows g (r = 0) and g + 8 (r = 1). */
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float mx = neg_inf();
+#pragma unroll
+                for (int i = 0; i < kN / 8; i++) mx = fmaxf(mx, fmaxf(s[i][2 * r], s[i][2 * r + 1]));
+                /* The four threads of a quad hold one row between them. */
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float m_new = fmaxf(m_run[r], mx);
+                /* -inf guard: a row with no true position so far has
+                 * m_new == -inf, and s - m_new would be -inf - -inf = NaN.
+                 * Subtracting 0 instead gives exp2(-inf) = 0 for every
+                 * masked entry, and the correction below is then 0 times
+                 * an accumulator that is still all zeros. */
+                const float m_ref = m_new == neg_inf() ? 0.f : m_new;
+                /* -inf guard: m_run == -inf (nothing seen yet) gives
+                 * exp2(-inf) = 0, dropping the (empty) old sums. */
+                const float corr = exp2_approx(m_run[r] - m_ref);
+                m_run[r] = m_new;
+                float sum = 0.f;
+#pragma unroll
+                for (int i = 0; i < kN / 8; i++) {
+                    /* Masked entries are -inf here, so exp2 gives exactly 0. */
+                    s[i][2 * r] = exp2_approx(s[i][2 * r] - m_ref);
+                    s[i][2 * r + 1] = exp2_approx(s[i][2 * r + 1] - m_ref);
+                    sum += s[i][2 * r] + s[i][2 * r + 1];
+                }
+                /* Row sums stay per thread until the end (one quad
+                 * reduction there instead of one per tile). */
+                l_run[r] = l_run[r] * corr + sum;
+#pragma unroll
+                for (int i = 0; i < kD / 8; i++) {
+                    o[i][2 * r] *= corr;
+                    o[i][2 * r + 1] *= corr;
+                }
+            }
+
+            cp_async_wait_all();
+            __syncthreads(); /* V(t) is visible, and every warp is done reading K(t) */
+            if (tn < it.count()) {
+                bool pn;
+                load_tile(sK, kg, p.k_stride_s, it.kv0(tn, pn), p.kv_len, tid);
+                cp_async_commit();
+            }
+
+#pragma unroll
+            for (int kk = 0; kk < kN / 16; kk++) {
+                /* The accumulators of S tiles 2kk and 2kk+1 are exactly
+                 * the A fragment of P's 16-column chunk kk. */
+                unsigned a[4];
+                a[0] = pack2(s[2 * kk][0], s[2 * kk][1]);
+                a[1] = pack2(s[2 * kk][2], s[2 * kk][3]);
+                a[2] = pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+                a[3] = pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+                for (int dp = 0; dp < kD / 16; dp++) {
+                    unsigned b0, b1, b2, b3;
+                    ldsm_x4_t(smem_u32(sV + swz(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
+                                                dp * 16 + ((lane >> 4) << 3))),
+                              b0, b1, b2, b3);
+                    mma16816(o[2 * dp], a, b0, b1);
+                    mma16816(o[2 * dp + 1], a, b2, b3);
+                }
+            }
+
+            cp_async_wait_all();
+            __syncthreads(); /* K(t+1) is visible, and every warp is done reading V(t) */
+            t = tn;
+        }
+    }
+
+    /* Epilogue: rows with no true position have l == 0 and o == 0: they
+     * are written as zeros with log-sum-exp -inf, never 0/0. */
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float l = l_run[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        const int qi = q0 + warp * 16 + g + r * 8;
+        if (qi >= p.q_len) continue;
+        const float inv = l > 0.f ? 1.f / l : 0.f;
+        float *orow = p.out + (((long long)b * p.heads + h) * p.q_len + qi) * kD;
+#pragma unroll
+        for (int i = 0; i < kD / 8; i++) {
+            float2 v2 = make_float2(o[i][2 * r] * inv, o[i][2 * r + 1] * inv);
+            *(float2 *)(orow + i * 8 + 2 * t4) = v2;
+        }
+        if (p.lse && t4 == 0)
+            p.lse[((long long)b * p.heads + h) * p.q_len + qi] =
+                l > 0.f ? (m_run[r] + __log2f(l)) * 0.69314718055994531f : neg_inf();
+    }
+}

@@ -1,0 +1,1040 @@
+/* The command-line tools against the CLI contract: exit statuses, the
+ * JSON and text output of `fmc blockmask`, and fmviz (picture, --check on
+ * every example mask, PNG and SVG). Runs the built programs. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+#include <ctype.h>
+#include <png.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+
+#include "testutil.h"
+
+#define FMC FM_FMC_PATH
+#define FMVIZ FM_FMVIZ_PATH
+#define MASKS FM_SOURCE_DIR "/examples/masks"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Runs a command line; returns the exit status, keeps stdout/stderr in the
+ * given (freed by the caller; may be NULL). */
+static int run(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char **out, char **err, const char *fmt, ...) {
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof cmd);
+    char *o = NULL, *e = NULL;
+    int rc = tu_run(cmd, &o, &e);
+    if (out)
+        *out = o;
+    else
+        free(o);
+    if (err)
+        *err = e;
+    else
+        free(e);
+    return rc;
+}
+
+static char *write_mask(const char *name, const char *text) {
+    char *p = tu_write_temp(name, text, strlen(text));
+    assert_non_null(p);
+    return p;
+}
+
+static void expect_status(int want, const char *needle, const char *cmdfmt, const char *arg) {
+    char *out = NULL, *err = NULL;
+    int rc = run(&out, &err, cmdfmt, arg);
+    if (rc != want || (needle && (!err || !strstr(err, needle)))) {
+        fprintf(stderr, "command: ");
+        fprintf(stderr, cmdfmt, arg);
+        fprintf(stderr, "\nexit %d (want %d), stderr should mention '%s':\n%s\n", rc, want,
+                needle ? needle : "", err ? err : "(null)");
+    }
+    assert_int_equal(rc, want);
+    if (needle) assert_non_null(strstr(err, needle));
+    assert_null(strstr(err, "Sanitizer"));
+    assert_null(strstr(err, "runtime error"));
+    free(out);
+    free(err);
+}
+
+/* A version 1.0 .npy file of little-endian integers (descr '<i4' or
+ * '<i8'); shape as numpy writes it, e.g. "(4,)". */
+static char *write_npy(const char *name, const char *descr, const char *shape, const void *data,
+                       size_t nbytes) {
+    unsigned char buf[4096];
+    char dict[200];
+    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
+                     descr, shape);
+    assert_true(n > 0 && n < 117 && nbytes <= sizeof buf - 128);
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = 118; /* header length: data starts at 128 */
+    buf[9] = 0;
+    memset(buf + 10, ' ', 118);
+    memcpy(buf + 10, dict, (size_t)n);
+    buf[127] = '\n';
+    memcpy(buf + 128, data, nbytes);
+    char *p = tu_write_temp(name, buf, 128 + nbytes);
+    assert_non_null(p);
+    return p;
+}
+
+/* ---- a small JSON reader (enough for the contract's output) ------------- */
+
+typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jkind;
+typedef struct jval {
+    jkind kind;
+    long long num;
+    bool b;
+    char *str;
+    struct jval *items; /* array elements or object values */
+    char **keys;        /* object keys, in order */
+    size_t n;
+} jval;
+
+typedef struct jparser {
+    const char *s;
+    bool ok;
+} jparser;
+
+static void jskip(jparser *p) {
+    while (*p->s && isspace((unsigned char)*p->s))
+        p->s++;
+}
+
+static bool jparse(jparser *p, jval *v, int depth);
+
+static char *jstring(jparser *p) {
+    if (*p->s != '"') return NULL;
+    p->s++;
+    size_t cap = 16, n = 0;
+    char *buf = malloc(cap);
+    while (*p->s && *p->s != '"') {
+        char ch = *p->s++;
+        if (ch == '\\') {
+            ch = *p->s++;
+            if (ch == 'n')
+                ch = '\n';
+            else if (ch == 't')
+                ch = '\t';
+            else if (ch == 'u') { /* not produced for identifiers; keep a marker */
+                for (int i = 0; i < 4 && *p->s; i++)
+                    p->s++;
+                ch = '?';
+            }
+        }
+        if (n + 2 > cap) buf = realloc(buf, cap *= 2);
+        buf[n++] = ch;
+    }
+    if (*p->s != '"') {
+        free(buf);
+        return NULL;
+    }
+    p->s++;
+    buf[n] = '\0';
+    return buf;
+}
+
+static bool jparse(jparser *p, jval *v, int depth) {
+    memset(v, 0, sizeof *v);
+    if (depth > 64) return false;
+    jskip(p);
+    if (*p->s == '{' || *p->s == '[') {
+        bool obj = *p->s == '{';
+        char close = obj ? '}' : ']';
+        v->kind = obj ? J_OBJ : J_ARR;
+        p->s++;
+        jskip(p);
+        if (*p->s == close) {
+            p->s++;
+            return true;
+        }
+        for (;;) {
+            v->items = realloc(v->items, (v->n + 1) * sizeof *v->items);
+            if (obj) {
+                v->keys = realloc(v->keys, (v->n + 1) * sizeof *v->keys);
+                jskip(p);
+                if (!(v->keys[v->n] = jstring(p))) return false;
+                jskip(p);
+                if (*p->s++ != ':') return false;
+            }
+            if (!jparse(p, &v->items[v->n++], depth + 1)) return false;
+            jskip(p);
+            if (*p->s == ',') {
+                p->s++;
+                continue;
+            }
+            if (*p->s++ != close) return false;
+            return true;
+        }
+    }
+    if (*p->s == '"') {
+        v->kind = J_STR;
+        return (v->str = jstring(p)) != NULL;
+    }
+    if (!strncmp(p->s, "true", 4) || !strncmp(p->s, "false", 5)) {
+        v->kind = J_BOOL;
+        v->b = *p->s == 't';
+        p->s += v->b ? 4 : 5;
+        return true;
+    }
+    if (!strncmp(p->s, "null", 4)) {
+        p->s += 4;
+        return true;
+    }
+    if (*p->s == '-' || isdigit((unsigned char)*p->s)) {
+        char *end;
+        v->kind = J_NUM;
+        v->num = strtoll(p->s, &end, 10);
+        p->s = end;
+        return true;
+    }
+    return false;
+}
+
+static void jfree(jval *v) {
+    for (size_t i = 0; i < v->n; i++) {
+        jfree(&v->items[i]);
+        if (v->keys) free(v->keys[i]);
+    }
+    free(v->items);
+    free(v->keys);
+    free(v->str);
+}
+
+static jval *jget(jval *obj, const char *key) {
+    assert_int_equal(obj->kind, J_OBJ);
+    for (size_t i = 0; i < obj->n; i++)
+        if (!strcmp(obj->keys[i], key)) return &obj->items[i];
+    fail_msg("JSON object has no key '%s'", key);
+    return NULL;
+}
+
+static long long jnum(jval *obj, const char *key) {
+    jval *v = jget(obj, key);
+    assert_int_equal(v->kind, J_NUM);
+    return v->num;
+}
+
+static void parse_json(const char *text, jval *root) {
+    jparser p = {text, true};
+    assert_true(jparse(&p, root, 0));
+    jskip(&p);
+    assert_int_equal(*p.s, '\0'); /* one object, nothing after it */
+}
+
+/* A list of ints as "[a, b]" for comparison. */
+static void jlist_text(jval *arr, char *buf, size_t cap) {
+    assert_int_equal(arr->kind, J_ARR);
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, cap - n, "[");
+    for (size_t i = 0; i < arr->n; i++) {
+        assert_int_equal(arr->items[i].kind, J_NUM);
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", arr->items[i].num);
+    }
+    snprintf(buf + n, cap - n, "]");
+}
+
+/* ---- exit statuses ------------------------------------------------------- */
+
+static const char sliding_src[] =
+    "# the contract's example\nmask sliding_window = kv <= q && q - kv < 256;\n";
+static const char param_src[] =
+    "param window = 256;\nparam sinks;\nmask m = kv <= q && (q - kv < window || kv < sinks);\n";
+
+static void test_usage_errors(void **state) {
+    (void)state;
+    char *f = write_mask("usage.mask", sliding_src);
+    expect_status(2, "--bogus", FMC " blockmask '%s' --q-len 16 --bogus", f);
+    expect_status(2, "--q-len", FMC " blockmask '%s' --q-len", f);
+    expect_status(2, "--q-len", FMC " blockmask '%s' --q-len 12x", f);
+    expect_status(2, "--q-len", FMC " blockmask '%s' --q-len 0", f);
+    expect_status(2, "--kv-len", FMC " blockmask '%s' --q-len 8 --kv-len -3", f);
+    expect_status(2, "--block", FMC " blockmask '%s' --q-len 8 --block 0", f);
+    expect_status(2, "--batch", FMC " blockmask '%s' --q-len 8 --batch 1_", f);
+    expect_status(2, "--heads", FMC " blockmask '%s' --q-len 8 --heads 99999999999999999999", f);
+    expect_status(2, "--q-len", FMC " blockmask '%s'", f);
+    expect_status(2, "-D", FMC " blockmask '%s' --q-len 8 -D window", f);
+    expect_status(2, "-D", FMC " blockmask '%s' --q-len 8 -D", f);
+    expect_status(2, "-D", FMC " blockmask '%s' --q-len 8 -Dwindow=1__0", f);
+    expect_status(2, "-D", FMC " blockmask '%s' --q-len 8 -D window=abc", f);
+    expect_status(2, "-D", FMC " blockmask '%s' --q-len 8 -D window=9223372036854775808", f);
+    expect_status(2, "-D", FMC " blockmask '%s' --q-len 8 -D=5", f);
+    expect_status(2, "-D", FMC " blockmask '%s' --q-len 8 -D 1x=5", f);
+    expect_status(2, "--input", FMC " blockmask '%s' --q-len 8 --input doc", f);
+    expect_status(2, "--input", FMC " blockmask '%s' --q-len 8 --input doc=1,,2", f);
+    expect_status(2, "--input", FMC " blockmask '%s' --q-len 8 --input doc=1,2,3000000000", f);
+    expect_status(2, "--diagnostics", FMC " blockmask '%s' --q-len 8 --diagnostics xml", f);
+    expect_status(2, "--format", FMC " blockmask '%s' --q-len 8 --format yaml", f);
+    expect_status(2, "--format", FMC " blockmask '%s' --q-len 8 --format", f);
+    expect_status(2, "--frobnicate", FMVIZ " '%s' --q-len 8 --frobnicate", f);
+    expect_status(2, "--png", FMVIZ " '%s' --q-len 8 --png", f);
+    expect_status(2, "--width", FMVIZ " '%s' --q-len 8 --width 2", f);
+    expect_status(2, "--q-len", FMVIZ " '%s' --check", f);
+    /* A usage error with --diagnostics json is one JSON object. */
+    char *err = NULL;
+    assert_int_equal(run(NULL, &err, FMC " blockmask '%s' --diagnostics json --q-len x", f), 2);
+    jval root;
+    parse_json(err, &root);
+    assert_string_equal(jget(&root, "severity")->str, "error");
+    assert_non_null(strstr(jget(&root, "message")->str, "--q-len"));
+    jfree(&root);
+    free(err);
+    /* Help is not an error. */
+    char *out = NULL;
+    assert_int_equal(run(&out, NULL, FMC " blockmask --help"), 0);
+    assert_non_null(strstr(out, "--format"));
+    assert_non_null(strstr(out, "-D NAME=VALUE"));
+    free(out);
+    assert_int_equal(run(&out, NULL, FMVIZ " --help"), 0);
+    assert_non_null(strstr(out, "--check"));
+    assert_non_null(strstr(out, "--png"));
+    free(out);
+    free(f);
+}
+
+static void test_accepted_flag_forms(void **state) {
+    (void)state;
+    char *f = write_mask("forms.mask", param_src);
+    /* -D both ways, underscores, negative values, the int64 extremes, and
+     * --flag=value. */
+    expect_status(0, NULL, FMC " blockmask '%s' --q-len 64 -D sinks=4 -Dwindow=1_0", f);
+    expect_status(0, NULL, FMC " blockmask '%s' --q-len=64 --block=16 -D sinks=-1", f);
+    expect_status(0, NULL, FMC " blockmask '%s' --q-len 64 -D sinks=-9223372036854775808", f);
+    expect_status(0, NULL, FMC " blockmask '%s' --q-len 64 -D sinks=9223372036854775807", f);
+    expect_status(0, NULL,
+                  FMC " blockmask '%s' --q-len 64 --kv-len 32 --batch 2 --heads 3 --block-q 16 "
+                      "--block-kv 8 -D sinks=0 --diagnostics text --format text",
+                  f);
+    free(f);
+    /* A param or input that only another mask of the file uses may be set:
+     * the file declares it. */
+    char *two = write_mask("two.mask", "param a = 1;\nparam w = 4;\nparam unused;\n"
+                                       "input doc[KV_LEN];\n"
+                                       "mask m1 = kv < a;\nmask m2 = q - kv < w && doc[kv] > 0;\n");
+    expect_status(0, NULL, FMC " blockmask '%s' --q-len 8 --mask m1 -D w=3 --input doc=1,2", two);
+    expect_status(1, "zz", FMC " blockmask '%s' --q-len 8 --mask m1 -D zz=3", two);
+    expect_status(0, NULL, FMC " blockmask '%s' --q-len 8 --mask m1 -D unused=3", two);
+    expect_status(1, "param", FMC " blockmask '%s' --q-len 8 --mask m1 -D m2=3", two);
+    free(two);
+}
+
+static void test_input_errors(void **state) {
+    (void)state;
+    char *f = write_mask("inputs.mask", param_src);
+    /* A param without a default, an unknown param. */
+    expect_status(1, "sinks", FMC " blockmask '%s' --q-len 16", f);
+    expect_status(1, "nosuch", FMC " blockmask '%s' --q-len 16 -D sinks=1 -D nosuch=3", f);
+    expect_status(1, "nosuch", FMVIZ " '%s' --q-len 16 -D sinks=1 -D nosuch=3", f);
+    expect_status(1, "nosuch", FMC " blockmask '%s' --q-len 16 --mask nosuch -D sinks=1", f);
+    /* Inputs: wrong size, wrong rank, unknown name, unreadable .npy. */
+    char *doc = write_mask("doc.mask", "input doc[KV_LEN];\nmask d = doc[q] == doc[kv];\n");
+    expect_status(0, NULL, FMC " blockmask '%s' --q-len 4 --input doc=0,0,1,1", doc);
+    expect_status(1, "doc", FMC " blockmask '%s' --q-len 4 --input doc=0,0,1", doc);
+    expect_status(1, "doc", FMC " blockmask '%s' --q-len 4", doc);
+    expect_status(1, "other", FMC " blockmask '%s' --q-len 4 --input doc=0,0,1,1 --input other=1",
+                  doc);
+    expect_status(1, "doc", FMC " blockmask '%s' --q-len 4 --input doc=@/nonexistent/doc.npy", doc);
+    char *junk = tu_write_temp("junk.npy", "this is not numpy", 17);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, FMC " blockmask '%%s' --q-len 4 --input doc=@%s", junk);
+    expect_status(1, "junk.npy", cmd, doc);
+    /* A rank-2 int32 file for a rank-1 input; int64 values beyond int32;
+     * floats; and good int32 and int64 files. */
+    int32_t v32[4] = {0, 0, 1, 1};
+    int64_t v64[4] = {0, 0, 1, 1}, big[4] = {0, 0, (int64_t)1 << 33, 1};
+    float vf[4] = {0, 0, 1, 1};
+    char *r2 = write_npy("rank2.npy", "<i4", "(2, 2)", v32, sizeof v32);
+    snprintf(cmd, sizeof cmd, FMC " blockmask '%%s' --q-len 4 --input doc=@%s", r2);
+    expect_status(1, "rank", cmd, doc);
+    char *nb = write_npy("big.npy", "<i8", "(4,)", big, sizeof big);
+    snprintf(cmd, sizeof cmd, FMC " blockmask '%%s' --q-len 4 --input doc=@%s", nb);
+    expect_status(1, "big.npy", cmd, doc);
+    char *fl = write_npy("floats.npy", "<f4", "(4,)", vf, sizeof vf);
+    snprintf(cmd, sizeof cmd, FMC " blockmask '%%s' --q-len 4 --input doc=@%s", fl);
+    expect_status(1, "floats.npy", cmd, doc);
+    char *r1 = write_npy("rank1.npy", "<i4", "(4,)", v32, sizeof v32);
+    char *r64 = write_npy("rank1_64.npy", "<i8", "(4,)", v64, sizeof v64);
+    char *out = NULL;
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd,
+                 FMC " blockmask '%%s' --q-len 4 --block 2 --input doc=@%s --format json",
+                 k ? r64 : r1);
+        assert_int_equal(run(&out, NULL, cmd, doc), 0);
+        /* doc = 0,0,1,1: the two diagonal tiles full, the others empty. */
+        assert_non_null(strstr(out, "\"q_block\": 0, \"full\": [0], \"partial\": []"));
+        assert_non_null(strstr(out, "\"q_block\": 1, \"full\": [1], \"partial\": []"));
+        free(out);
+    }
+    free(nb);
+    free(fl);
+    free(r64);
+    /* A rank-2 input from a .npy file; a list for it is the wrong rank. */
+    char *t2 = write_mask("table.mask",
+                          "input tbl[Q_LEN, 2];\nmask m = tbl[q, 0] <= kv && kv < tbl[q, 1];\n");
+    int32_t tbl[8] = {0, 2, 0, 2, 2, 4, 2, 4}; /* rows 0,1: kv in [0,2); rows 2,3: [2,4) */
+    char *tn = write_npy("tbl.npy", "<i4", "(4, 2)", tbl, sizeof tbl);
+    snprintf(cmd, sizeof cmd,
+             FMC " blockmask '%%s' --q-len 4 --block 2 --input tbl=@%s --format json", tn);
+    assert_int_equal(run(&out, NULL, cmd, t2), 0);
+    assert_non_null(strstr(out, "\"q_block\": 0, \"full\": [0], \"partial\": []"));
+    assert_non_null(strstr(out, "\"q_block\": 1, \"full\": [1], \"partial\": []"));
+    free(out);
+    expect_status(1, "tbl", FMC " blockmask '%s' --q-len 4 --input tbl=0,2,0,2,2,4,2,4", t2);
+    snprintf(cmd, sizeof cmd, FMC " blockmask '%%s' --q-len 6 --input tbl=@%s", tn);
+    expect_status(1, "tbl", cmd, t2); /* [4, 2] bound, [6, 2] declared */
+    free(tn);
+    free(t2);
+    /* Input errors in JSON: one object per line, each parseable. */
+    char *jerr = NULL;
+    assert_int_equal(
+        run(NULL, &jerr, FMC " blockmask '%s' --q-len 4 --input doc=0,1 --diagnostics json", doc),
+        1);
+    size_t lines = 0;
+    for (char *line = jerr, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        jval o;
+        parse_json(line, &o);
+        assert_string_equal(jget(&o, "severity")->str, "error");
+        assert_non_null(strstr(jget(&o, "message")->str, "doc"));
+        jfree(&o);
+        lines++;
+    }
+    assert_true(lines >= 1);
+    free(jerr);
+    /* A malformed mask file: located diagnostics, text and JSON. */
+    char *bad = write_mask("bad.mask", "mask m = kv <= ;\n");
+    char *err = NULL;
+    assert_int_equal(run(NULL, &err, FMC " blockmask '%s' --q-len 8", bad), 1);
+    assert_non_null(strstr(err, "bad.mask:1:"));
+    assert_non_null(strstr(err, ": error: "));
+    assert_non_null(strstr(err, "^"));
+    free(err);
+    assert_int_equal(run(NULL, &err, FMC " blockmask '%s' --q-len 8 --diagnostics json", bad), 1);
+    jval root;
+    char *nl = strchr(err, '\n'); /* the first line is one object */
+    if (nl) *nl = '\0';
+    parse_json(err, &root);
+    assert_int_equal(jnum(&root, "line"), 1);
+    assert_true(jnum(&root, "col") >= 1);
+    jget(&root, "end_line");
+    jget(&root, "end_col");
+    jget(&root, "hint");
+    assert_string_equal(jget(&root, "severity")->str, "error");
+    jfree(&root);
+    free(err);
+    expect_status(1, NULL, FMC " blockmask '%s' --q-len 8", "/nonexistent/file.mask");
+    /* A safety failure at build time is the mask's fault for this shape. */
+    char *oob = write_mask("oob.mask", "input doc[KV_LEN];\nmask d = doc[q] == doc[kv];\n");
+    expect_status(1, "doc", FMC " blockmask '%s' --q-len 8 --kv-len 4 --input doc=0,0,1,1", oob);
+    free(oob);
+    free(bad);
+    free(r1);
+    free(r2);
+    free(junk);
+    free(doc);
+    free(f);
+}
+
+/* ---- fmc blockmask output -------------------------------------------------- */
+
+/* The tile classes of `kv <= q && q - kv < w` by brute force. */
+static int brute_class(int64_t qlen, int64_t kvlen, int64_t bq, int64_t bkv, int64_t w, int64_t i,
+                       int64_t j) {
+    bool any_t = false, any_f = false;
+    for (int64_t q = i * bq; q < (i + 1) * bq && q < qlen; q++)
+        for (int64_t kv = j * bkv; kv < (j + 1) * bkv && kv < kvlen; kv++) {
+            bool v = kv <= q && q - kv < w;
+            any_t |= v;
+            any_f |= !v;
+        }
+    bool clipped = (i + 1) * bq > qlen || (j + 1) * bkv > kvlen;
+    return !any_t ? 0 : (any_f || clipped) ? 1 : 2;
+}
+
+static void test_json_contract_example(void **state) {
+    (void)state;
+    char *f = write_mask("sliding_window.mask", sliding_src);
+    char *out = NULL;
+    assert_int_equal(run(&out, NULL, FMC " blockmask '%s' --q-len 1000 --format json", f), 0);
+    jval root;
+    parse_json(out, &root);
+    static const char *const keys[] = {"mask",          "shape",     "block", "num_q_blocks",
+                                       "num_kv_blocks", "broadcast", "rows",  "stats"};
+    assert_int_equal(root.n, 8);
+    for (size_t i = 0; i < 8; i++)
+        assert_string_equal(root.keys[i], keys[i]);
+    assert_string_equal(jget(&root, "mask")->str, "sliding_window");
+    jval *shape = jget(&root, "shape");
+    assert_string_equal(shape->keys[0], "batch");
+    assert_string_equal(shape->keys[3], "kv_len");
+    assert_int_equal(jnum(shape, "batch"), 1);
+    assert_int_equal(jnum(shape, "heads"), 1);
+    assert_int_equal(jnum(shape, "q_len"), 1000);
+    assert_int_equal(jnum(shape, "kv_len"), 1000);
+    assert_int_equal(jnum(jget(&root, "block"), "q"), 128);
+    assert_int_equal(jnum(jget(&root, "block"), "kv"), 128);
+    assert_int_equal(jnum(&root, "num_q_blocks"), 8);
+    assert_int_equal(jnum(&root, "num_kv_blocks"), 8);
+    assert_true(jget(jget(&root, "broadcast"), "batch")->b);
+    assert_true(jget(jget(&root, "broadcast"), "heads")->b);
+    jval *rows = jget(&root, "rows");
+    assert_int_equal(rows->kind, J_ARR);
+    assert_int_equal(rows->n, 8);
+    /* The rows the contract shows, verbatim. */
+    static const char *const shown[8][2] = {{"[]", "[0]"}, {"[0]", "[1]"},     {"[1]", "[0, 2]"},
+                                            {NULL, NULL},  {NULL, NULL},       {NULL, NULL},
+                                            {NULL, NULL},  {"[]", "[5, 6, 7]"}};
+    for (size_t i = 0; i < 8; i++) {
+        jval *r = &rows->items[i];
+        static const char *const rkeys[] = {"b", "h", "q_block", "full", "partial"};
+        assert_int_equal(r->n, 5);
+        for (size_t k = 0; k < 5; k++)
+            assert_string_equal(r->keys[k], rkeys[k]);
+        assert_int_equal(jnum(r, "b"), 0);
+        assert_int_equal(jnum(r, "h"), 0);
+        assert_int_equal(jnum(r, "q_block"), (long long)i);
+        char fl[256], pl[256], want_f[256] = "[", want_p[256] = "[";
+        jlist_text(jget(r, "full"), fl, sizeof fl);
+        jlist_text(jget(r, "partial"), pl, sizeof pl);
+        /* Every row against brute force. */
+        for (int64_t j = 0; j < 8; j++) {
+            int c = brute_class(1000, 1000, 128, 128, 256, (int64_t)i, j);
+            char *dst = c == 2 ? want_f : c == 1 ? want_p : NULL;
+            if (dst)
+                snprintf(dst + strlen(dst), 256 - strlen(dst), "%s%lld", dst[1] ? ", " : "",
+                         (long long)j);
+        }
+        strcat(want_f, "]");
+        strcat(want_p, "]");
+        assert_string_equal(fl, want_f);
+        assert_string_equal(pl, want_p);
+        if (shown[i][0]) {
+            assert_string_equal(fl, shown[i][0]);
+            assert_string_equal(pl, shown[i][1]);
+        }
+    }
+    jval *stats = jget(&root, "stats");
+    static const char *const skeys[] = {"full", "partial", "empty", "evaluations"};
+    for (size_t k = 0; k < 4; k++)
+        assert_string_equal(stats->keys[k], skeys[k]);
+    assert_int_equal(jnum(stats, "full"), 6);
+    assert_int_equal(jnum(stats, "partial"), 15);
+    assert_int_equal(jnum(stats, "empty"), 43);
+    assert_int_equal(jnum(stats, "evaluations"), 0);
+    jfree(&root);
+    /* The layout of the contract: one row per line, the lists with ", ". */
+    assert_non_null(strstr(out, "\n    {\"b\": 0, \"h\": 0, \"q_block\": 2, \"full\": [1], "
+                                "\"partial\": [0, 2]},\n"));
+    assert_non_null(strstr(out, "\"num_q_blocks\": 8, \"num_kv_blocks\": 8,\n"));
+    assert_non_null(strstr(out, "\"stats\": {\"full\": 6, \"partial\": 15, \"empty\": 43, "
+                                "\"evaluations\": 0}\n}\n"));
+    free(out);
+    free(f);
+}
+
+static void test_json_broadcast_and_heads(void **state) {
+    (void)state;
+    /* per_head-like: differs by head, not by batch. */
+    char *f = write_mask("heads.mask", "mask m = h % 2 == 0 ? kv <= q : kv >= q;\n");
+    char *out = NULL;
+    assert_int_equal(run(&out, NULL,
+                         FMC " blockmask '%s' --q-len 64 --block 16 --batch 3 --heads 2 "
+                             "--format json",
+                         f),
+                     0);
+    jval root;
+    parse_json(out, &root);
+    assert_true(jget(jget(&root, "broadcast"), "batch")->b);
+    assert_false(jget(jget(&root, "broadcast"), "heads")->b);
+    jval *rows = jget(&root, "rows");
+    assert_int_equal(rows->n, 2 * 4); /* b = 0 only, both heads */
+    for (size_t i = 0; i < rows->n; i++) {
+        assert_int_equal(jnum(&rows->items[i], "b"), 0);
+        assert_int_equal(jnum(&rows->items[i], "h"), (long long)(i / 4));
+        assert_int_equal(jnum(&rows->items[i], "q_block"), (long long)(i % 4));
+    }
+    char l[128];
+    jlist_text(jget(&rows->items[1], "full"), l, sizeof l); /* h=0, causal */
+    assert_string_equal(l, "[0]");
+    jlist_text(jget(&rows->items[5], "full"), l, sizeof l); /* h=1, anti-causal */
+    assert_string_equal(l, "[2, 3]");
+    /* Counts over every batch and head: each head has 6 full, 4 partial,
+     * 6 empty; 3 batches x 2 heads. */
+    jval *stats = jget(&root, "stats");
+    assert_int_equal(jnum(stats, "full"), 6 * 6);
+    assert_int_equal(jnum(stats, "partial"), 6 * 4);
+    assert_int_equal(jnum(stats, "empty"), 6 * 6);
+    jfree(&root);
+    free(out);
+    free(f);
+}
+
+static void test_text_format(void **state) {
+    (void)state;
+    char *f = write_mask("sliding_text.mask", sliding_src);
+    char *out = NULL;
+    assert_int_equal(run(&out, NULL, FMC " blockmask '%s' --q-len 1000", f), 0);
+    assert_non_null(strstr(out, "mask sliding_window"));
+    assert_non_null(strstr(out, "q_len 1000"));
+    assert_non_null(strstr(out, "b=0 h=0 q_block=0: full [] partial [0]\n"));
+    assert_non_null(strstr(out, "b=0 h=0 q_block=2: full [1] partial [0 2]\n"));
+    assert_non_null(strstr(out, "b=0 h=0 q_block=7: full [] partial [5 6 7]\n"));
+    assert_non_null(strstr(out, "full 6, partial 15, empty 43"));
+    assert_null(strstr(out, "q_block=8"));
+    free(out);
+    free(f);
+}
+
+/* ---- fmviz --check on the examples ------------------------------------------ */
+
+typedef struct shape {
+    int b, h, q, kv, bq, bkv;
+} shape;
+
+static size_t append(char *buf, size_t n, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static size_t append(char *buf, size_t n, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
+    assert_true(k >= 0 && n + (size_t)k < cap);
+    return n + (size_t)k;
+}
+
+static size_t append_list(char *buf, size_t n, size_t cap, const char *name, const int *v,
+                          int len) {
+    n = append(buf, n, cap, " --input %s=", name);
+    for (int i = 0; i < len; i++)
+        n = append(buf, n, cap, "%s%d", i ? "," : "", v[i]);
+    return n;
+}
+
+/* enter/leave times of a depth-first walk over a random forest of n
+ * nodes (parent < child). */
+static void euler_tour(int n, tu_rng *rng, int *enter, int *leave) {
+    int *parent = malloc((size_t)n * sizeof *parent), *first = malloc((size_t)n * sizeof *first);
+    int *sib = malloc((size_t)n * sizeof *sib), *cur = malloc((size_t)n * sizeof *cur);
+    int *stack = malloc((size_t)n * sizeof *stack), top = 0, t = 0;
+    for (int i = 0; i < n; i++) {
+        parent[i] = i ? (int)tu_rng_range(rng, -1, i - 1) : -1;
+        first[i] = -1;
+    }
+    for (int k = n - 1; k >= 0; k--)
+        if (parent[k] >= 0) {
+            sib[k] = first[parent[k]];
+            first[parent[k]] = k;
+        }
+    for (int r = 0; r < n; r++) {
+        if (parent[r] >= 0) continue;
+        enter[r] = t++;
+        cur[r] = first[r];
+        stack[top++] = r;
+        while (top) {
+            int u = stack[top - 1];
+            if (cur[u] >= 0) {
+                int v = cur[u];
+                cur[u] = sib[v];
+                enter[v] = t++;
+                cur[v] = first[v];
+                stack[top++] = v;
+            } else {
+                leave[u] = t++;
+                top--;
+            }
+        }
+    }
+    free(parent);
+    free(first);
+    free(sib);
+    free(cur);
+    free(stack);
+}
+
+/* Packed requests for batched_prefill: each request's queries are the last
+ * ones of its key/value sequence. */
+static size_t ragged_requests(const shape *s, tu_rng *rng, char *buf, size_t n, size_t cap) {
+    int *q_req = malloc((size_t)s->q * sizeof(int)), *q_pos = malloc((size_t)s->q * sizeof(int));
+    int *kv_req = malloc((size_t)s->kv * sizeof(int)),
+        *kv_pos = malloc((size_t)s->kv * sizeof(int));
+    int *qo = calloc((size_t)s->q + 1, sizeof(int)), *kvn = calloc((size_t)s->q + 1, sizeof(int));
+    int nreq = 0;
+    for (int i = 0; i < s->q; i++) {
+        if (i == 0 || tu_rng_range(rng, 0, 19) == 0) nreq++;
+        q_req[i] = nreq - 1;
+        qo[nreq - 1]++;
+    }
+    for (int r = 0; r < nreq; r++)
+        kvn[r] = qo[r];
+    for (int extra = s->kv - s->q; extra > 0; extra--)
+        kvn[tu_rng_range(rng, 0, nreq - 1)]++;
+    int qi = 0, ki = 0;
+    for (int r = 0; r < nreq; r++) {
+        for (int t = 0; t < qo[r]; t++)
+            q_pos[qi++] = kvn[r] - qo[r] + t;
+        for (int j = 0; j < kvn[r]; j++, ki++) {
+            kv_req[ki] = r;
+            kv_pos[ki] = j;
+        }
+    }
+    n = append_list(buf, n, cap, "q_req", q_req, s->q);
+    n = append_list(buf, n, cap, "q_pos", q_pos, s->q);
+    n = append_list(buf, n, cap, "kv_req", kv_req, s->kv);
+    n = append_list(buf, n, cap, "kv_pos", kv_pos, s->kv);
+    free(q_req);
+    free(q_pos);
+    free(kv_req);
+    free(kv_pos);
+    free(qo);
+    free(kvn);
+    return n;
+}
+
+/* Arguments that bind the inputs (and params they depend on) of a mask
+ * for shape s; false with *why set when they cannot be made. */
+static bool input_args(const char *text, const shape *s, tu_rng *rng, char *buf, size_t cap,
+                       const char **why) {
+    size_t n = 0;
+    buf[0] = '\0';
+    int *a = calloc((size_t)(s->q + s->kv + 8), sizeof *a),
+        *c = calloc((size_t)(s->q + s->kv + 8), sizeof *c);
+    bool ok = true;
+    /* Every `input NAME[` of the file. */
+    for (const char *p = text; (p = strstr(p, "input ")) != NULL && ok; p += 6) {
+        if (p != text && p[-1] != '\n') continue;
+        char name[64];
+        if (sscanf(p + 6, "%63[A-Za-z0-9_]", name) != 1) continue;
+        if (!strcmp(name, "doc") || !strcmp(name, "set_id")) {
+            if (s->q != s->kv) {
+                *why = "needs Q_LEN == KV_LEN";
+                ok = false;
+                break;
+            }
+            int id = 0;
+            for (int i = 0; i < s->kv; i++) {
+                if (i && tu_rng_range(rng, 0, 40) == 0) id++;
+                a[i] = id;
+            }
+            if (!strcmp(name, "set_id"))
+                for (int i = s->kv - (int)tu_rng_range(rng, 0, s->kv / 4); i < s->kv; i++)
+                    a[i] = -1;
+            n = append_list(buf, n, cap, name, a, s->kv);
+        } else if (!strcmp(name, "src_len") || !strcmp(name, "kv_len_of") ||
+                   !strcmp(name, "tgt_len")) {
+            int lim = !strcmp(name, "tgt_len") ? s->q : s->kv;
+            for (int i = 0; i < s->b; i++)
+                a[i] = (int)tu_rng_range(rng, 0, lim);
+            n = append_list(buf, n, cap, name, a, s->b);
+        } else if (!strcmp(name, "enter") || !strcmp(name, "leave")) {
+            if (s->kv < s->q) {
+                *why = "needs KV_LEN >= Q_LEN";
+                ok = false;
+                break;
+            }
+            if (!strcmp(name, "leave")) continue; /* written with enter */
+            euler_tour(s->q, rng, a, c);
+            n = append_list(buf, n, cap, "enter", a, s->q);
+            n = append_list(buf, n, cap, "leave", c, s->q);
+            n = append(buf, n, cap, " -D prefix=%d", s->kv - s->q);
+        } else if (!strcmp(name, "q_req")) {
+            if (s->kv < s->q) {
+                *why = "needs KV_LEN >= Q_LEN";
+                ok = false;
+                break;
+            }
+            n = ragged_requests(s, rng, buf, n, cap);
+        } else if (!strcmp(name, "q_pos") || !strcmp(name, "kv_req") || !strcmp(name, "kv_pos")) {
+            continue; /* written with q_req */
+        } else {
+            *why = "has an input this test does not know how to fill";
+            ok = false;
+        }
+    }
+    free(a);
+    free(c);
+    return ok;
+}
+
+static void test_fmviz_check_examples(void **state) {
+    (void)state;
+    static const shape shapes[] = {
+        {1, 1, 300, 300, 64, 64},
+        {2, 3, 257, 257, 32, 48},
+        {2, 2, 96, 200, 16, 16},
+        {1, 2, 130, 130, 7, 13},
+    };
+    DIR *d = opendir(MASKS);
+    if (!d) skip();
+    struct dirent *e;
+    int checked = 0;
+    tu_rng rng = {42};
+    static char args[1 << 16];
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".mask")) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", MASKS, e->d_name);
+        char *text = tu_read_file(path, NULL);
+        assert_non_null(text);
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            const shape *s = &shapes[i];
+            const char *why = NULL;
+            if (!input_args(text, s, &rng, args, sizeof args, &why)) {
+                printf("skip %s at %dx%d: %s\n", e->d_name, s->q, s->kv, why);
+                continue;
+            }
+            /* Every `mask NAME` of the file, not only the default one. */
+            for (const char *p = text; (p = strstr(p, "mask ")) != NULL; p += 5) {
+                char name[64];
+                if ((p != text && p[-1] != '\n') || sscanf(p + 5, "%63[A-Za-z0-9_]", name) != 1)
+                    continue;
+                char *out = NULL, *err = NULL;
+                int rc = run(&out, &err,
+                             FMVIZ " '%s' --check --mask %s --batch %d --heads %d --q-len %d "
+                                   "--kv-len %d --block-q %d --block-kv %d%s",
+                             path, name, s->b, s->h, s->q, s->kv, s->bq, s->bkv, args);
+                if (rc != 0)
+                    fprintf(stderr, "%s mask %s at b=%d h=%d q=%d kv=%d: exit %d\n%s%s\n",
+                            e->d_name, name, s->b, s->h, s->q, s->kv, rc, out ? out : "",
+                            err ? err : "");
+                assert_int_equal(rc, 0);
+                char want[128];
+                int nq = (s->q + s->bq - 1) / s->bq, nkv = (s->kv + s->bkv - 1) / s->bkv;
+                snprintf(want, sizeof want, "coverage ok: %d tiles checked\n",
+                         s->b * s->h * nq * nkv);
+                assert_non_null(strstr(out, want));
+                free(out);
+                free(err);
+                checked++;
+            }
+        }
+        free(text);
+    }
+    closedir(d);
+    printf("fmviz --check passed for %d (mask, shape) pairs\n", checked);
+    assert_true(checked >= 10);
+}
+
+/* A BlockMask with one tile reported wrongly must fail --check with exit
+ * 3; fmviz offers a test hook that flips one tile as --check reads it. */
+static void test_fmviz_check_detects_mismatch(void **state) {
+    (void)state;
+    char *f = write_mask("flip.mask", "mask m = kv <= q;\n");
+    char *out = NULL;
+    int rc = run(&out, NULL,
+                 "FMVIZ_TEST_FLIP_TILE=0,0,1,0 " FMVIZ " '%s' --q-len 64 --block 16 --check", f);
+    assert_int_equal(rc, 3);
+    assert_non_null(strstr(out, "mismatch: b=0 h=0 q_block=1 kv_block=0"));
+    assert_non_null(strstr(out, "the mask is full"));
+    free(out);
+    assert_int_equal(run(&out, NULL, FMVIZ " '%s' --q-len 64 --block 16 --check", f), 0);
+    assert_non_null(strstr(out, "coverage ok: 16 tiles checked"));
+    free(out);
+    free(f);
+}
+
+/* ---- fmviz pictures ------------------------------------------------------------ */
+
+static void test_fmviz_terminal(void **state) {
+    (void)state;
+    char *f = write_mask("causal.mask", "mask causal = kv <= q;\n");
+    char *out = NULL;
+    assert_int_equal(run(&out, NULL, FMVIZ " '%s' --q-len 1024", f), 0);
+    assert_non_null(strstr(out, "\xe2\x96\x88")); /* █ */
+    assert_non_null(strstr(out, "\xe2\x96\x92")); /* ▒ */
+    assert_non_null(strstr(out, "legend"));
+    assert_non_null(strstr(out, "kv pos"));
+    assert_non_null(strstr(out, "q block"));
+    assert_null(strstr(out, "\033[")); /* not a terminal: no colour */
+    /* 8 x 8 tiles, 36 non-empty of 64 (each 128 x 128). */
+    assert_non_null(strstr(out, "28 full, 8 partial, 28 empty of 64"));
+    assert_non_null(strstr(out, "true positions: 524,800"));
+    assert_non_null(strstr(out, "(50.05%)"));
+    assert_non_null(strstr(out, "skipped against a dense run: 43.75%"));
+    /* The diagonal: row 0 is one partial tile then empties. */
+    assert_non_null(strstr(out, "\xe2\x96\x92\xe2\x96\x92\xc2\xb7 \xc2\xb7 "));
+    free(out);
+    assert_int_equal(run(&out, NULL, FMVIZ " '%s' --q-len 1024 --color always", f), 0);
+    assert_non_null(strstr(out, "\033["));
+    free(out);
+    assert_int_equal(run(&out, NULL, "NO_COLOR=1 " FMVIZ " '%s' --q-len 1024 --color auto", f), 0);
+    assert_null(strstr(out, "\033["));
+    free(out);
+    assert_int_equal(run(&out, NULL, FMVIZ " '%s' --q-len 1024 --ascii", f), 0);
+    assert_non_null(strstr(out, "|++. . . . . . . |"));
+    assert_non_null(strstr(out, "|##++. . . . . . |"));
+    assert_null(strstr(out, "\xe2"));
+    free(out);
+    /* Large grids are downsampled and say so. */
+    assert_int_equal(run(&out, NULL, FMVIZ " '%s' --q-len 131072 --width 64", f), 0);
+    assert_non_null(strstr(out, "downsampled 16x"));
+    assert_non_null(strstr(out, "skipped against a dense run: 49."));
+    free(out);
+    free(f);
+}
+
+static png_bytep *read_png(const char *path, png_uint_32 *w, png_uint_32 *h) {
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    unsigned char sig[8];
+    assert_int_equal(fread(sig, 1, 8, fp), 8);
+    assert_int_equal(png_sig_cmp(sig, 0, 8), 0);
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_non_null(png);
+    assert_non_null(info);
+    if (setjmp(png_jmpbuf(png))) fail_msg("libpng could not read %s", path);
+    png_init_io(png, fp);
+    png_set_sig_bytes(png, 8);
+    png_read_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
+    *w = png_get_image_width(png, info);
+    *h = png_get_image_height(png, info);
+    assert_int_equal(png_get_color_type(png, info), PNG_COLOR_TYPE_RGB);
+    assert_int_equal(png_get_bit_depth(png, info), 8);
+    png_bytep *src = png_get_rows(png, info);
+    png_bytep *rows = malloc(*h * sizeof *rows);
+    for (png_uint_32 y = 0; y < *h; y++) {
+        rows[y] = malloc(*w * 3);
+        memcpy(rows[y], src[y], *w * 3);
+    }
+    png_destroy_read_struct(&png, &info, NULL);
+    fclose(fp);
+    return rows;
+}
+
+static void free_rows(png_bytep *rows, png_uint_32 h) {
+    for (png_uint_32 y = 0; y < h; y++)
+        free(rows[y]);
+    free(rows);
+}
+
+static void test_fmviz_png(void **state) {
+    (void)state;
+    char *f = write_mask("causal_png.mask", "mask causal = kv <= q;\n");
+    char png[1024];
+    snprintf(png, sizeof png, "%s/causal.png", tu_temp_dir());
+    char *out = NULL;
+    /* 64 positions, blocks of 16: 8 pixels per position, a one-pixel grid
+     * line around every tile, an 8-pixel margin. */
+    assert_int_equal(run(&out, NULL, FMVIZ " '%s' --q-len 64 --block 16 --png '%s'", f, png), 0);
+    assert_non_null(strstr(out, "wrote"));
+    free(out);
+    png_uint_32 w, h;
+    png_bytep *rows = read_png(png, &w, &h);
+    int side = 8 + (1 + 4 * (16 * 8 + 1)) + 8;
+    assert_int_equal(w, side);
+    assert_int_equal(h, side);
+    /* Pixel of position (q, kv): 8 + 1 + (p / 16) * 129 + (p % 16) * 8. */
+#define AT(q, kv)                                                                                  \
+    (rows[8 + 1 + ((q) / 16) * 129 + ((q) % 16) * 8 + 3] +                                         \
+     3 * (8 + 1 + ((kv) / 16) * 129 + ((kv) % 16) * 8 + 3))
+    png_bytep full = AT(20, 0), tp = AT(1, 0), fp = AT(0, 1), empty = AT(0, 40),
+              grid = rows[8] + 3 * 20;
+    assert_memory_not_equal(full, tp, 3);
+    assert_memory_not_equal(tp, fp, 3);
+    assert_memory_not_equal(fp, empty, 3);
+    assert_memory_not_equal(full, empty, 3);
+    assert_memory_not_equal(grid, empty, 3);
+    assert_memory_equal(AT(63, 0), full, 3); /* full tiles below the diagonal */
+    assert_memory_equal(AT(5, 5), tp, 3);    /* the diagonal is true */
+    assert_memory_equal(AT(5, 6), fp, 3);    /* just above it, false */
+    assert_memory_equal(AT(10, 60), empty, 3);
+    assert_memory_equal(rows[0], rows[h - 1], 3); /* the margin */
+#undef AT
+    free_rows(rows, h);
+    /* Too many positions for one pixel each: one cell per tile. 32 x 32
+     * tiles of 24 pixels plus grid lines. */
+    assert_int_equal(run(&out, NULL, FMVIZ " '%s' --q-len 4096 --block 128 --png '%s'", f, png), 0);
+    free(out);
+    rows = read_png(png, &w, &h);
+    assert_int_equal(w, 8 + 1 + 32 * 25 + 8);
+    assert_int_equal(h, w);
+    free_rows(rows, h);
+    /* Several stored slices: one panel each. */
+    char *ph = write_mask("heads_png.mask", "mask m = h == 0 ? kv <= q : kv >= q;\n");
+    assert_int_equal(
+        run(&out, NULL, FMVIZ " '%s' --q-len 64 --block 16 --heads 2 --png '%s'", ph, png), 0);
+    assert_non_null(strstr(out, "2 panels"));
+    free(out);
+    rows = read_png(png, &w, &h);
+    assert_int_equal(w, 8 + 2 * 517 + 12 + 8);
+    free_rows(rows, h);
+    /* An unwritable path is an error, not a crash. */
+    expect_status(1, "/nonexistent", FMVIZ " '%s' --q-len 64 --png /nonexistent/dir/x.png", f);
+    free(ph);
+    free(f);
+}
+
+static void check_svg(const char *path) {
+    char *svg = tu_read_file(path, NULL);
+    assert_non_null(svg);
+    assert_true(!strncmp(svg, "<svg", 4));
+    size_t n = strlen(svg);
+    while (n && (svg[n - 1] == '\n' || svg[n - 1] == ' '))
+        n--;
+    assert_true(n >= 6 && !strncmp(svg + n - 6, "</svg>", 6));
+    /* Every element is closed: as many "<svg" as "</svg>", and every "<"
+     * that opens a tag is either self-closed or has its closing tag. */
+    int open = 0, close = 0;
+    for (const char *p = svg; (p = strstr(p, "<svg")) != NULL; p++)
+        open++;
+    for (const char *p = svg; (p = strstr(p, "</svg>")) != NULL; p++)
+        close++;
+    assert_int_equal(open, close);
+    int lt = 0, gt = 0;
+    for (const char *p = svg; *p; p++) {
+        lt += *p == '<';
+        gt += *p == '>';
+    }
+    assert_int_equal(lt, gt);
+    assert_non_null(strstr(svg, "xmlns=\"http://www.w3.org/2000/svg\""));
+    free(svg);
+}
+
+static void test_fmviz_svg(void **state) {
+    (void)state;
+    char *f =
+        write_mask("sw_svg.mask", "param window = 100;\nmask m = kv <= q && q - kv < window;\n");
+    char svg[1024];
+    snprintf(svg, sizeof svg, "%s/m.svg", tu_temp_dir());
+    char *out = NULL;
+    assert_int_equal(run(&out, NULL, FMVIZ " '%s' --q-len 200 --block 32 --svg '%s'", f, svg), 0);
+    assert_non_null(strstr(out, "one square per position"));
+    free(out);
+    check_svg(svg);
+    assert_int_equal(
+        run(&out, NULL, FMVIZ " '%s' --q-len 20000 --svg '%s' --png '%s.png'", f, svg, svg), 0);
+    assert_non_null(strstr(out, "one square per tile"));
+    free(out);
+    check_svg(svg);
+    free(f);
+}
+
+int main(int argc, char **argv) {
+    /* Under the sanitizers a memory error in a tool must not pass for the
+     * exit status 1 of a bad input. */
+    setenv("ASAN_OPTIONS", "exitcode=86", 0);
+    setenv("UBSAN_OPTIONS", "exitcode=87:halt_on_error=1", 0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_accepted_flag_forms),
+        cmocka_unit_test(test_input_errors),
+        cmocka_unit_test(test_json_contract_example),
+        cmocka_unit_test(test_json_broadcast_and_heads),
+        cmocka_unit_test(test_text_format),
+        cmocka_unit_test(test_fmviz_check_examples),
+        cmocka_unit_test(test_fmviz_check_detects_mismatch),
+        cmocka_unit_test(test_fmviz_terminal),
+        cmocka_unit_test(test_fmviz_png),
+        cmocka_unit_test(test_fmviz_svg),
+    };
+    return TU_RUN(tests, argc, argv);
+}

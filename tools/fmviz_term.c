@@ -1,0 +1,256 @@
+/* The terminal picture and the statistics. Queries go down, keys/values go
+ * right, as in the attention matrix; both axes are labelled in blocks and
+ * positions so a misplaced band is easy to spot. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/fmviz.h"
+
+static const char *const glyph_utf8[3] = {"\xc2\xb7", "\xe2\x96\x92", "\xe2\x96\x88"}; /* · ▒ █ */
+static const char *const glyph_ascii[3] = {".", "+", "#"};
+/* Frame pieces: top-left, top-right, bottom-left, bottom-right, horizontal, vertical. */
+static const char *const frame_utf8[6] = {"\xe2\x94\x8c", "\xe2\x94\x90", "\xe2\x94\x94",
+                                          "\xe2\x94\x98", "\xe2\x94\x80", "\xe2\x94\x82"};
+static const char *const frame_ascii[6] = {"+", "+", "+", "+", "-", "|"};
+static const char *const colour[3] = {"\033[90m", "\033[33m", "\033[32m"};
+#define RESET "\033[0m"
+
+static int digits(int64_t x) {
+    int n = 1;
+    while (x >= 10) {
+        x /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* 1234567 -> "1,234,567" */
+static const char *grouped(int64_t x, char buf[32]) {
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%" PRId64, x);
+    int lead = tmp[0] == '-', j = 0;
+    for (int i = 0; i < n; i++) {
+        buf[j++] = tmp[i];
+        int left = n - i - 1;
+        if (i >= lead && left > 0 && left % 3 == 0) buf[j++] = ',';
+    }
+    buf[j] = '\0';
+    return buf;
+}
+
+static const char *grouped_d(double x, char buf[32]) {
+    if (x < 9e18) return grouped((int64_t)x, buf);
+    snprintf(buf, 32, "%.4g", x);
+    return buf;
+}
+
+/* A ruler line: the label of every step-th cell at its column. */
+static void ruler(const char *title, int indent, int64_t cols, int cw, int64_t step, int64_t unit) {
+    size_t len = (size_t)(cols * cw) + 24;
+    char *line = malloc(len + 1);
+    if (!line) return;
+    memset(line, ' ', len);
+    line[len] = '\0';
+    size_t used = 0;
+    for (int64_t t = 0; t < cols; t += step) {
+        char lab[32];
+        int n = snprintf(lab, sizeof lab, "%" PRId64, t * unit);
+        size_t at = (size_t)(t * cw);
+        if (at + (size_t)n > len) break;
+        memcpy(line + at, lab, (size_t)n);
+        used = at + (size_t)n;
+    }
+    line[used] = '\0';
+    printf("%*s%s\n", indent, title, line);
+    free(line);
+}
+
+static int64_t tick_step(int64_t cols, int cw, int label_len) {
+    static const int64_t nice[] = {1, 2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100};
+    int64_t need = (label_len + 1 + cw - 1) / cw;
+    for (size_t i = 0; i < sizeof nice / sizeof nice[0]; i++)
+        if (nice[i] >= need) return nice[i];
+    return need;
+}
+
+static void slice_title(const fmviz *v, int64_t b, int64_t h) {
+    const fm_blockmask_info *in = &v->info;
+    printf("b=%" PRId64 " h=%" PRId64, b, h);
+    if (in->broadcast_batch && in->shape.batch > 1 && in->broadcast_heads && in->shape.heads > 1)
+        printf("  (stands for all %" PRId64 " batches and all %" PRId64 " heads)", in->shape.batch,
+               in->shape.heads);
+    else if (in->broadcast_batch && in->shape.batch > 1)
+        printf("  (stands for all %" PRId64 " batches)", in->shape.batch);
+    else if (in->broadcast_heads && in->shape.heads > 1)
+        printf("  (stands for all %" PRId64 " heads)", in->shape.heads);
+    putchar('\n');
+}
+
+static void draw_grid(const fmviz *v, const fmv_grid *g, int cw) {
+    const fm_blockmask_info *in = &v->info;
+    const char *const *glyph = v->ascii ? glyph_ascii : glyph_utf8;
+    const char *const *fr = v->ascii ? frame_ascii : frame_utf8;
+    int bw = digits(in->num_q_blocks), pw = digits(in->shape.q_len);
+    if (bw < 7) bw = 7; /* "q block" */
+    if (pw < 5) pw = 5; /* "q pos" */
+    int indent = bw + pw + 4;
+    int lab = digits((g->cols - 1) * g->fkv * in->block_kv);
+    int64_t step = tick_step(g->cols, cw, lab);
+    ruler("kv block ", indent, g->cols, cw, step, g->fkv);
+    ruler("kv pos ", indent, g->cols, cw, step, g->fkv * in->block_kv);
+    printf("%*s %*s  %s", bw, "q block", pw, "q pos", fr[0]);
+    for (int64_t c = 0; c < g->cols * cw; c++)
+        fputs(fr[4], stdout);
+    puts(fr[1]);
+    for (int64_t r = 0; r < g->rows; r++) {
+        printf("%*" PRId64 " %*" PRId64 "  %s", bw, r * g->fq, pw, r * g->fq * in->block_q, fr[5]);
+        int last = -1;
+        for (int64_t c = 0; c < g->cols; c++) {
+            int k = g->cell[r * g->cols + c];
+            if (v->color && k != last) fputs(colour[k], stdout);
+            last = k;
+            fputs(glyph[k], stdout);
+            if (cw == 2) fputs(k == FMV_EMPTY ? " " : glyph[k], stdout);
+        }
+        if (v->color) fputs(RESET, stdout);
+        puts(fr[5]);
+    }
+    printf("%*s%s", indent - 1, "", fr[2]);
+    for (int64_t c = 0; c < g->cols * cw; c++)
+        fputs(fr[4], stdout);
+    puts(fr[3]);
+}
+
+void fmviz_print_picture(const fmviz *v) {
+    const fm_blockmask_info *in = &v->info;
+    printf("mask %s: batch %" PRId64 ", heads %" PRId64 ", q_len %" PRId64 ", kv_len %" PRId64
+           "; tiles of %" PRId64 " x %" PRId64 " positions: %" PRId64 " x %" PRId64 "\n",
+           fm_mask_name(v->s.mask), in->shape.batch, in->shape.heads, in->shape.q_len,
+           in->shape.kv_len, in->block_q, in->block_kv, in->num_q_blocks, in->num_kv_blocks);
+    if (in->broadcast_batch || in->broadcast_heads)
+        printf("broadcast: the mask reads %s, so one slice is stored for every %s\n",
+               in->broadcast_batch && in->broadcast_heads ? "neither b nor h"
+               : in->broadcast_batch                      ? "no b"
+                                                          : "no h",
+               in->broadcast_batch && in->broadcast_heads ? "batch and head"
+               : in->broadcast_batch                      ? "batch"
+                                                          : "head");
+    bool first = true;
+    for (int64_t b = 0; b < v->stored_batch; b++)
+        for (int64_t h = 0; h < v->stored_heads; h++) {
+            fmv_grid g;
+            if (!fmv_grid_build(v, b, h, v->max_rows, v->max_cols, true, &g)) {
+                fprintf(stderr, "fmviz: out of memory drawing slice b=%" PRId64 " h=%" PRId64 "\n",
+                        b, h);
+                continue;
+            }
+            if (first) {
+                if (g.fq == 1)
+                    printf("one cell = one tile\n");
+                else
+                    printf("downsampled %" PRId64 "x: one cell = %" PRId64 " x %" PRId64
+                           " tiles (%" PRId64 " x %" PRId64
+                           " positions); full only if all its tiles are full, empty only if all "
+                           "are empty\n",
+                           g.fq, g.fq, g.fkv, g.fq * in->block_q, g.fkv * in->block_kv);
+                first = false;
+            }
+            putchar('\n');
+            slice_title(v, b, h);
+            int cw = g.cols * 2 <= v->max_cols ? 2 : 1;
+            draw_grid(v, &g, cw);
+            fmv_grid_free(&g);
+        }
+    printf("\nlegend: ");
+    static const char *const what[3] = {"empty (skipped)", "partial (mask evaluated inside)",
+                                        "full (computed, mask not evaluated)"};
+    for (int k = FMV_FULL; k >= FMV_EMPTY; k--) {
+        if (v->color) fputs(colour[k], stdout);
+        fputs((v->ascii ? glyph_ascii : glyph_utf8)[k], stdout);
+        if (v->color) fputs(RESET, stdout);
+        printf(" %s%s", what[k], k ? "   " : "\n");
+    }
+    printf("queries go down, keys/values go right\n\n");
+}
+
+/* The build counts true positions only where it had them at hand (-1
+ * otherwise): count the rest here, evaluating the partial tiles only. */
+static bool count_true(const fmviz *v, double *out) {
+    const fm_blockmask_info *in = &v->info;
+    if (in->true_positions >= 0) {
+        *out = (double)in->true_positions;
+        return true;
+    }
+    double total = 0;
+    for (int64_t b = 0; b < v->stored_batch; b++)
+        for (int64_t h = 0; h < v->stored_heads; h++)
+            for (int64_t qb = 0; qb < in->num_q_blocks; qb++) {
+                const int32_t *fl, *pl;
+                int64_t nf, np, cnt = 0;
+                if (fm_blockmask_row(v->s.blockmask, b, h, qb, &fl, &nf, &pl, &np) != FM_OK)
+                    return false;
+                total += (double)nf * (double)in->block_q * (double)in->block_kv;
+                int64_t q0 = qb * in->block_q, q1 = q0 + fmv_tile_rows(in, qb);
+                for (int64_t k = 0; k < np; k++) {
+                    int64_t k0 = pl[k] * in->block_kv, k1 = k0 + fmv_tile_cols(in, pl[k]);
+                    for (int64_t q = q0; q < q1; q++)
+                        for (int64_t kv = k0; kv < k1; kv++) {
+                            bool val;
+                            if (fm_blockmask_eval(v->s.blockmask, b, h, q, kv, &val) != FM_OK)
+                                return false;
+                            cnt += val;
+                        }
+                }
+                total += (double)cnt;
+            }
+    *out = total * (double)(in->shape.batch / v->stored_batch) *
+           (double)(in->shape.heads / v->stored_heads);
+    return true;
+}
+
+bool fmviz_print_stats(const fmviz *v) {
+    const fm_blockmask_info *in = &v->info;
+    char a[32], b2[32], c2[32], d[32];
+    int64_t tiles = in->full_tiles + in->partial_tiles + in->empty_tiles;
+    printf("tiles (every batch and head): %s full, %s partial, %s empty of %s\n",
+           grouped(in->full_tiles, a), grouped(in->partial_tiles, b2), grouped(in->empty_tiles, c2),
+           grouped(tiles, d));
+    /* Positions in the computed (non-empty) tiles of the stored slices,
+     * scaled up by the slices each stands for. */
+    double computed = 0;
+    for (int64_t b = 0; b < v->stored_batch; b++)
+        for (int64_t h = 0; h < v->stored_heads; h++)
+            for (int64_t qb = 0; qb < in->num_q_blocks; qb++) {
+                const int32_t *fl, *pl;
+                int64_t nf, np;
+                if (fm_blockmask_row(v->s.blockmask, b, h, qb, &fl, &nf, &pl, &np) != FM_OK)
+                    return false;
+                int64_t cols = 0;
+                for (int64_t k = 0; k < nf; k++)
+                    cols += fmv_tile_cols(in, fl[k]);
+                for (int64_t k = 0; k < np; k++)
+                    cols += fmv_tile_cols(in, pl[k]);
+                computed += (double)cols * (double)fmv_tile_rows(in, qb);
+            }
+    double per_slice =
+        (double)(in->shape.batch / v->stored_batch) * (double)(in->shape.heads / v->stored_heads);
+    computed *= per_slice;
+    double dense = (double)in->shape.batch * (double)in->shape.heads * (double)in->shape.q_len *
+                   (double)in->shape.kv_len;
+    char e[32], g[32];
+    double truths;
+    if (!count_true(v, &truths)) return false;
+    printf("true positions: %s of %s (%.2f%%)\n", grouped_d(truths, a), grouped_d(dense, e),
+           100.0 * truths / dense);
+    printf("attention work skipped against a dense run: %.2f%% (%s of %s positions lie in "
+           "computed tiles; %.2f%% of the tiles are empty)\n",
+           100.0 * (1.0 - computed / dense), grouped_d(computed, g), grouped_d(dense, e),
+           tiles ? 100.0 * (double)in->empty_tiles / (double)tiles : 0.0);
+    printf("build: %s point evaluations; %s stored tiles proven by analysis, %s settled point by "
+           "point\n",
+           grouped(in->evaluations, a), grouped(in->tiles_by_analysis, b2),
+           grouped(in->tiles_by_points, c2));
+    return true;
+}
