@@ -2,8 +2,8 @@
  *
  * For each standard example mask at Q_LEN = KV_LEN in {4096, 32768,
  * 131072} with 128 x 128 tiles: build time (best of several runs), tiles
- * by class, point evaluations, the bytes of the lists and the growth of the
- * peak resident set; beside it the dense path (evaluate the predicate at
+ * by class, point evaluations, the bytes of the lists and the build's peak
+ * memory (resident-set growth, measured in a child process); beside it the dense path (evaluate the predicate at
  * every position with the row evaluator, then reduce to tiles, as
  * PyTorch's create_block_mask does) where it finishes in reasonable time,
  * and the ratio of the two measured in the same run.
@@ -14,11 +14,14 @@
  * examples/masks (run from the repository root). Run it pinned to one
  * core (taskset -c 0). Times are the thread's CPU time (the code is
  * single-threaded), so other load on the machine does not inflate them. */
+#define _GNU_SOURCE /* fork, pipe, malloc_trim */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "compiler/blockmask.h"
 #include "compiler/eval.h"
@@ -32,12 +35,6 @@ static double now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static long peak_kib(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return u.ru_maxrss;
 }
 
 static uint64_t rng_state = 12345;
@@ -80,18 +77,26 @@ static void fill_input(const char *name, int32_t *x, int64_t n, int64_t len) {
         }
         free(ids);
     } else if (!strcmp(name, "enter") || !strcmp(name, "leave")) {
-        /* A random tree in preorder: node i's parent is one of the few
-         * before it; leave[i] is its last descendant. */
-        for (int64_t i = 0; i < n; i++) x[i] = (int32_t)i;
-        if (!strcmp(name, "leave")) {
-            int32_t *parent = malloc((size_t)n * sizeof *parent);
-            for (int64_t i = 0; i < n; i++)
-                parent[i] = i ? (int32_t)(i - 1 - (int64_t)(rng_next() % (i < 4 ? (uint64_t)i : 4)))
-                              : -1;
-            for (int64_t i = n - 1; i > 0; i--)
-                if (x[i] > x[parent[i]]) x[parent[i]] = x[i];
-            free(parent);
+        /* A random tree numbered in preorder (subtrees are contiguous), at
+         * most 16 levels deep: enter[i] = i, leave[i] = its last descendant. */
+        bool leave = !strcmp(name, "leave");
+        int64_t path[16];
+        int depth = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (depth > 0) {
+                int keep = 1 + (int)(rng_next() % (uint64_t)depth); /* ancestors kept */
+                if (depth == 16 && keep == 16) keep = 15;
+                while (depth > keep) {
+                    depth--;
+                    if (leave) x[path[depth]] = (int32_t)(i - 1);
+                }
+            }
+            path[depth++] = i;
+            x[i] = (int32_t)i;
         }
+        while (depth > 0) x[path[--depth]] = (int32_t)(n - 1);
+        if (!leave)
+            for (int64_t i = 0; i < n; i++) x[i] = (int32_t)i;
     } else {
         for (int64_t i = 0; i < n; i++) x[i] = (int32_t)(len - len / 8);
     }
@@ -151,6 +156,56 @@ static void bind(bound *b, const fmc_program *p, int64_t len) {
 
 static void unbind(bound *b) {
     for (int i = 0; i < 16; i++) free(b->arrays[i]);
+}
+
+/* VmHWM or VmRSS of this process from /proc (KiB), -1 when unavailable. */
+static long proc_status_kib(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, n)) v = atol(line + n + 1);
+    fclose(f);
+    return v;
+}
+
+/* Peak memory of one build, in a child process: freed heap is handed back,
+ * the resident-set high-water mark is reset to the current size
+ * (/proc/self/clear_refs), and the build's peak is how far it rises.
+ * KiB, -1 where Linux's /proc interface is missing. */
+static long build_peak_kib(const fmc_program *p, const fmc_env *env, int64_t block) {
+    int fd[2];
+    if (pipe(fd)) return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        close(fd[0]);
+        malloc_trim(0);
+        FILE *cr = fopen("/proc/self/clear_refs", "w");
+        long before = -1;
+        if (cr) {
+            fputs("5", cr);
+            fclose(cr);
+            before = proc_status_kib("VmRSS:");
+        }
+        fmd_diags d;
+        fmd_diags_init(&d);
+        fmc_build_status st;
+        fmc_blockmask *m = fmc_blockmask_build(p, env, block, block, 0, &d, &st);
+        long after = proc_status_kib("VmHWM:");
+        long delta = m && before >= 0 && after >= 0 ? after - before : -1;
+        if (write(fd[1], &delta, sizeof delta) != sizeof delta) _exit(1);
+        _exit(0);
+    }
+    close(fd[1]);
+    long delta = -1;
+    if (read(fd[0], &delta, sizeof delta) != sizeof delta) delta = -1;
+    close(fd[0]);
+    waitpid(pid, NULL, 0);
+    return delta;
 }
 
 /* The dense path: every position, then a reduction to tile classes. */
@@ -217,8 +272,8 @@ int main(int argc, char **argv) {
     const int64_t sizes[] = {4096, 32768, 131072};
     int nsizes = quick ? 2 : 3;
     const int64_t block = 128;
-    printf("| mask | S | build ms | full | partial | empty | point evals | lists KiB | peak RSS "
-           "+KiB | dense ms | dense / build |\n");
+    printf("| mask | S | build ms | full | partial | empty | point evals | lists KiB | build peak "
+           "KiB | dense ms | dense / build |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
         loaded l;
@@ -231,7 +286,6 @@ int main(int argc, char **argv) {
             bound b;
             bind(&b, l.p, S);
             double best = 1e30;
-            long rss0 = peak_kib();
             fmc_blockmask *keep = NULL;
             int runs = S >= 131072 ? 3 : 5;
             for (int r = 0; r < runs; r++) {
@@ -250,7 +304,7 @@ int main(int argc, char **argv) {
                 if (keep) fmc_blockmask_free(keep);
                 keep = m;
             }
-            long rss = peak_kib() - rss0;
+            long rss = build_peak_kib(l.p, &b.env, block);
             char dense_ms[32] = "-", ratio[32] = "-";
             if (S <= dense_max) {
                 int64_t df, dp;

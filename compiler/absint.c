@@ -595,7 +595,11 @@ static bool refine_fault(const ctx *C, const fmc_insn *x) {
         for (int k = 0; k < x->nargs; k++) {
             const aval *ix = &A->v[x->args[k]];
             if (ix->lo >= 0 && ix->hi < dims[k]) continue;
-            if (!(ix->f & FMC_AF_AFF) || dims[k] <= 0 || dims[k] > COEF_LIMIT) return false;
+            /* A constant index keeps its value as d unbounded (set_const):
+             * d + 1 and dim - d below must not overflow. */
+            if (!(ix->f & FMC_AF_AFF) || !fits(ix->d, COEF_LIMIT) || dims[k] <= 0 ||
+                dims[k] > COEF_LIMIT)
+                return false;
             fmc_cons below = {ix->a, ix->c, (int64_t)ix->d + 1};       /* i <= -1 */
             fmc_cons above = {-ix->a, -ix->c, dims[k] - ix->d};       /* i >= dim */
             if (ix->lo < 0 && !guard_excludes(C, x->guard, &below, 1)) return false;

@@ -81,11 +81,18 @@ static bool emit_all_true(visitor *V, const region *r) {
     return true;
 }
 
-/* Point-evaluates box row by row, adding to the tile's tallies. */
-static bool points(visitor *V, const fmc_box *box, int64_t *ntrue, int64_t *nfalse) {
+/* Point-evaluates box row by row, adding to the tile's tallies; with
+ * `stop`, returns once both a true and a false position have been seen
+ * (setting *partly when rows were left out). */
+static bool points(visitor *V, const fmc_box *box, bool stop, int64_t *ntrue, int64_t *nfalse,
+                   bool *partly) {
     fmc_blockmask *m = V->m;
     const fmc_program *p = V->B->p;
-    for (int64_t q = box->q0; q <= box->q1; q++)
+    for (int64_t q = box->q0; q <= box->q1; q++) {
+        if (stop && *ntrue > 0 && *nfalse > 0) {
+            *partly = true;
+            return true;
+        }
         for (int64_t k = box->k0; k <= box->k1; k += ROW_CHUNK) {
             int64_t n = box->k1 - k + 1 < ROW_CHUNK ? box->k1 - k + 1 : ROW_CHUNK;
             fmc_violation v;
@@ -99,6 +106,7 @@ static bool points(visitor *V, const fmc_box *box, int64_t *ntrue, int64_t *nfal
             *ntrue += t;
             *nfalse += n - t;
         }
+    }
     return true;
 }
 
@@ -121,7 +129,9 @@ static bool settle_tile(visitor *V, const region *r, const fmc_box *tile, bool s
         fmc_box b = stack[--n];
         int64_t rows = b.q1 - b.q0 + 1, cols = b.k1 - b.k0 + 1;
         if (rows * cols <= SETTLE_LEAF || n + 2 > 128) {
-            if (!points(V, &b, &ntrue, &nfalse)) return false;
+            bool partly = false;
+            if (!points(V, &b, safe, &ntrue, &nfalse, &partly)) return false;
+            if (partly) counted = false;
             continue;
         }
         if (!first) {

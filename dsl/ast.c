@@ -98,12 +98,16 @@ void fmd_program_free(fmd_program *p) {
     free(p);
 }
 
-fmd_source *fmd_source_read_file(const char *path, fmd_diags *diags) {
+fmd_source *fmd_source_read_file(const char *path, fmd_diags *diags, fmd_read_status *why) {
     fmd_span none = {0, 0};
+    fmd_read_status dummy;
+    if (!why) why = &dummy;
+    *why = FMD_READ_OK;
     FILE *f = fopen(path, "rb");
     if (!f) {
         fmd_diag_add(diags, FMD_ERROR, NULL, none, NULL, "cannot read '%s': %s", path,
                      strerror(errno));
+        *why = FMD_READ_IO;
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;
@@ -138,6 +142,8 @@ fmd_source *fmd_source_read_file(const char *path, fmd_diags *diags) {
     }
     fclose(f);
     fmd_source *src = NULL;
+    if (too_big) *why = FMD_READ_TOO_BIG;
+    else if (failed) *why = err == ENOMEM ? FMD_READ_NO_MEMORY : FMD_READ_IO;
     if (too_big)
         fmd_diag_add(diags, FMD_ERROR, NULL, none, "split the file or generate a shorter mask",
                      "'%s' is larger than the %u MiB limit for mask files", path,
@@ -145,7 +151,7 @@ fmd_source *fmd_source_read_file(const char *path, fmd_diags *diags) {
     else if (failed)
         fmd_diag_add(diags, FMD_ERROR, NULL, none, NULL, "cannot read '%s': %s", path,
                      strerror(err));
-    else if (!(src = fmd_source_new(path, buf, n)))
+    else if (!(src = fmd_source_new(path, buf, n)) && (*why = FMD_READ_NO_MEMORY))
         fmd_diag_add(diags, FMD_ERROR, NULL, none, NULL, "cannot read '%s': out of memory", path);
     free(buf);
     return src;

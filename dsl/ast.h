@@ -17,6 +17,9 @@
 
 #define FMD_MAX_NESTING 1000
 #define FMD_MAX_RANK 4
+/* Most declarations one file may hold: past this a file is generated garbage
+ * or an attack, and a 16 MiB file of them would take over 500 MB to check. */
+#define FMD_MAX_DECLS 100000
 
 /* Expression node kinds: X(NAME, description). */
 #define FMD_EXPR_KINDS(X)                                                                          \
@@ -214,13 +217,19 @@ fmd_program *fmd_parse(fmd_source *src, fmd_diags *diags);
 void fmd_program_free(fmd_program *p);
 /* Reads a mask file (at most FMD_MAX_SOURCE_BYTES) into a new source.
  * NULL with an error in diags when it cannot be read or is too large. */
-fmd_source *fmd_source_read_file(const char *path, fmd_diags *diags);
+typedef enum fmd_read_status { FMD_READ_OK, FMD_READ_IO, FMD_READ_TOO_BIG, FMD_READ_NO_MEMORY } fmd_read_status;
+/* why (may be NULL) says what went wrong when the result is NULL. */
+fmd_source *fmd_source_read_file(const char *path, fmd_diags *diags, fmd_read_status *why);
 /* Orders d->items[from..] by position in their source (stable), so that
  * parse and check errors of one file read top to bottom. */
 void fmd_diags_sort(fmd_diags *d, size_t from);
 
 /* Name resolution, type checking and folding of literal arithmetic (spec's
- * floor division). Returns true when no error was found. */
+ * floor division). Returns true when no error was found, here or while
+ * parsing (p->parse_errors). Sets every expression's type, NAME references,
+ * CALL builtins, INDEX and dimension declarations; a folded expression has
+ * is_const (names never fold, even of constant lets: only literals do). For
+ * `-9223372036854775808` the negation holds the value, not the literal. */
 bool fmd_check(fmd_program *p, fmd_diags *diags);
 
 /* The canonical text of a checked or unchecked program: the same names with

@@ -18,7 +18,7 @@ typedef struct checker {
     size_t *slots; /* open addressing: 1 + index of the first declaration of a name */
     size_t mask;
     unsigned char *dup; /* per declaration: a name declared before */
-    size_t current; /* index of the declaration being checked */
+    size_t current;     /* index of the declaration being checked */
     bool failed;
     bool stop; /* the error limit was reached */
 } checker;
@@ -50,7 +50,8 @@ static int line_of(checker *c, fmd_span s) {
 
 static size_t hash_name(const char *s) {
     size_t h = 1469598103934665603u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
     return h;
 }
 
@@ -106,17 +107,20 @@ static const char *suggest(checker *c, const char *name, bool functions, char *b
 #define CONSIDER(cand)                                                                             \
     do {                                                                                           \
         const char *cand_ = (cand);                                                                \
-        size_t d_ = strcasecmp(cand_, name) == 0 ? 0 : fmd_edit_distance(name, cand_, limit);     \
+        size_t d_ = strcasecmp(cand_, name) == 0 ? 0 : fmd_edit_distance(name, cand_, limit);      \
         if (d_ < best) {                                                                           \
             best = d_;                                                                             \
             found = cand_;                                                                         \
         }                                                                                          \
     } while (0)
     if (functions) {
-        for (int i = 0; i < 3; i++) CONSIDER(function_names[i]);
+        for (int i = 0; i < 3; i++)
+            CONSIDER(function_names[i]);
     } else {
-        for (int v = 0; v < FMD_VAR_COUNT; v++) CONSIDER(fmd_builtin_var_name((fmd_builtin_var)v));
-        for (size_t i = 0; i < c->current && i < c->p->count; i++) CONSIDER(c->p->decls[i]->name);
+        for (int v = 0; v < FMD_VAR_COUNT; v++)
+            CONSIDER(fmd_builtin_var_name((fmd_builtin_var)v));
+        for (size_t i = 0; i < c->current && i < c->p->count; i++)
+            CONSIDER(c->p->decls[i]->name);
     }
 #undef CONSIDER
     if (!found) return NULL;
@@ -166,12 +170,16 @@ static bool fold_binop(checker *c, fmd_binop op, int64_t a, int64_t b, int64_t *
     case FMD_OP_DIV:
     case FMD_OP_MOD:
         if (b == 0) {
-            error(c, divisor, "the divisor is always 0", op == FMD_OP_DIV ? "division by zero" : "modulo by zero");
+            error(c, divisor, "the divisor is always 0",
+                  op == FMD_OP_DIV ? "division by zero" : "modulo by zero");
             return false;
         }
-        if (op == FMD_OP_MOD) *out = fmd_floormod(a, b);
-        else if (a == INT64_MIN && b == -1) of = true;
-        else *out = fmd_floordiv(a, b);
+        if (op == FMD_OP_MOD)
+            *out = fmd_floormod(a, b);
+        else if (a == INT64_MIN && b == -1)
+            of = true;
+        else
+            *out = fmd_floordiv(a, b);
         break;
     case FMD_OP_LT: *out = a < b; break;
     case FMD_OP_LE: *out = a <= b; break;
@@ -224,7 +232,9 @@ static fmd_type check_name(checker *c, fmd_expr *e) {
     if (d->kind == FMD_DECL_INPUT) {
         char buf[96];
         snprintf(buf, sizeof buf, "read an element, e.g. '%s[%s]'", name,
-                 d->rank == 1 ? "kv" : d->rank == 2 ? "q, kv" : "...");
+                 d->rank == 1   ? "kv"
+                 : d->rank == 2 ? "q, kv"
+                                : "...");
         error(c, e->span, buf, "input '%s' is used without indices", name);
         return FMD_TYPE_ERROR;
     }
@@ -276,7 +286,8 @@ static fmd_type check_chain(checker *c, fmd_expr *e) {
     fmd_prec prec = e->u.chain.prec;
     bool bad = false;
     /* The operands, then the operators over them, left to right. */
-    for (size_t i = 0; i < n; i++) bad |= check_expr(c, xs[i]) == FMD_TYPE_ERROR;
+    for (size_t i = 0; i < n; i++)
+        bad |= check_expr(c, xs[i]) == FMD_TYPE_ERROR;
     fmd_type want = prec == FMD_PREC_OR || prec == FMD_PREC_AND ? FMD_TYPE_BOOL : FMD_TYPE_INT;
     fmd_type result = prec == FMD_PREC_ADD || prec == FMD_PREC_MUL ? FMD_TYPE_INT : FMD_TYPE_BOOL;
     if (prec == FMD_PREC_EQ) {
@@ -305,7 +316,8 @@ static fmd_type check_chain(checker *c, fmd_expr *e) {
     if (prec == FMD_PREC_MUL) {
         for (size_t i = 1; i < n; i++) {
             fmd_binop op = e->u.chain.ops[i - 1];
-            if ((op == FMD_OP_DIV || op == FMD_OP_MOD) && xs[i]->is_const && xs[i]->const_value == 0) {
+            if ((op == FMD_OP_DIV || op == FMD_OP_MOD) && xs[i]->is_const &&
+                xs[i]->const_value == 0) {
                 error(c, xs[i]->span, "the divisor is always 0",
                       op == FMD_OP_DIV ? "division by zero" : "modulo by zero");
                 bad = true;
@@ -361,7 +373,8 @@ static bool check_args(checker *c, fmd_expr **args, size_t n, const char *what, 
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
         fmd_type t = check_expr(c, args[i]);
-        if (t == FMD_TYPE_ERROR) ok = false;
+        if (t == FMD_TYPE_ERROR)
+            ok = false;
         else if (t != FMD_TYPE_INT) {
             error(c, args[i]->span, NULL, "%s of '%s' must be int, found %s", what, name,
                   fmd_type_name(t));
@@ -435,7 +448,8 @@ static fmd_type check_index(checker *c, fmd_expr *e) {
     e->u.index.decl = d;
     if (e->u.index.count != d->rank) {
         error(c, e->span, NULL, "'%s' has %zu dimension%s, but %zu ind%s given", name, d->rank,
-              d->rank == 1 ? "" : "s", e->u.index.count, e->u.index.count == 1 ? "ex is" : "ices are");
+              d->rank == 1 ? "" : "s", e->u.index.count,
+              e->u.index.count == 1 ? "ex is" : "ices are");
         return FMD_TYPE_ERROR;
     }
     return ok ? FMD_TYPE_INT : FMD_TYPE_ERROR;
@@ -504,7 +518,8 @@ static bool check_reserved(checker *c, const fmd_decl *d) {
  * c->dup and reported in source order by check_decl. */
 static bool build_table(checker *c) {
     size_t cap = 16;
-    while (cap < c->p->count * 2) cap *= 2;
+    while (cap < c->p->count * 2)
+        cap *= 2;
     c->slots = calloc(cap, sizeof *c->slots);
     c->dup = calloc(c->p->count + 1, 1);
     if (!c->slots || !c->dup) return false;
@@ -515,8 +530,10 @@ static bool build_table(checker *c) {
         size_t j = hash_name(d->name) & c->mask;
         while (c->slots[j] && strcmp(c->p->decls[c->slots[j] - 1]->name, d->name))
             j = (j + 1) & c->mask;
-        if (!c->slots[j]) c->slots[j] = i + 1;
-        else c->dup[i] = 1;
+        if (!c->slots[j])
+            c->slots[j] = i + 1;
+        else
+            c->dup[i] = 1;
     }
     return true;
 }
@@ -581,8 +598,8 @@ static void check_decl(checker *c, fmd_decl *d) {
     case FMD_DECL_MASK: {
         fmd_type t = d->expr ? check_expr(c, d->expr) : FMD_TYPE_ERROR;
         if (t == FMD_TYPE_INT)
-            error(c, d->expr->span, "compare it, e.g. 'x != 0'", "mask '%s' must be bool, found int",
-                  d->name);
+            error(c, d->expr->span, "compare it, e.g. 'x != 0'",
+                  "mask '%s' must be bool, found int", d->name);
         d->type = FMD_TYPE_BOOL;
         break;
     }
@@ -598,7 +615,9 @@ static void check_has_mask(checker *c) {
     const char *hint = "add one, e.g. 'mask causal = kv <= q;'";
     if (p->count == 0) {
         fmd_span s = {0, 0};
-        error(c, s, hint, "empty file: no mask declared");
+        error(c, s, hint,
+              p->source->len ? "no mask declared: the file has no statements"
+                             : "empty file: no mask declared");
     } else {
         fmd_span end = p->decls[p->count - 1]->span;
         fmd_span s = {end.end, end.end};
@@ -612,6 +631,7 @@ bool fmd_check(fmd_program *p, fmd_diags *diags) {
     c.p = p;
     c.diags = diags;
     c.stop = diags->max_errors && diags->errors >= diags->max_errors;
+    size_t first = diags->count;
     if (!build_table(&c)) {
         free(c.slots);
         free(c.dup);
@@ -626,5 +646,8 @@ bool fmd_check(fmd_program *p, fmd_diags *diags) {
     if (p->parse_errors == 0) check_has_mask(&c);
     free(c.slots);
     free(c.dup);
+    /* Operands are checked before the operator over them: put the
+     * messages back in source order. */
+    fmd_diags_sort(diags, first);
     return !c.failed && p->parse_errors == 0;
 }

@@ -21,7 +21,7 @@ typedef struct fmd_parse_ctx {
      * statement keyword: the dropped character already explains the mess. */
     bool lex_error_pending;
     bool lex_error_synced;
-    bool lex_error_any;    /* some scanner error so far; the last one at: */
+    bool lex_error_any; /* some scanner error so far; the last one at: */
     uint32_t lex_error_at;
     uint32_t lex_error_sync;
     /* After a too-deep nesting the scanner drops the rest of the statement

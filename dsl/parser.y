@@ -9,7 +9,11 @@
  * Error recovery: a statement that fails is kept as a "poisoned" declaration
  * (expr NULL, type FMD_TYPE_ERROR) when its name was read, so later uses of
  * the name do not cascade; the parser then skips to the next statement
- * keyword. A missing ';' before the next statement keeps the statement. */
+ * keyword or ';'. A missing ';' before the next statement keeps the
+ * statement.
+ *
+ * Every semantic value (nodes, lists, names) lives in the program's arena,
+ * so values that error recovery discards need no %destructor. */
 %code requires {
 #include <stdbool.h>
 #include <stdint.h>
@@ -400,8 +404,16 @@ static fmd_expr *chain_append(fmd_parse_ctx *ctx, fmd_expr *left, fmd_binop op, 
     fmd_expr *c = left;
     if (!(left->kind == FMD_EXPR_CHAIN && !left->paren && left->u.chain.prec == prec &&
           prec != FMD_PREC_REL)) {
+        /* Most chains hold one operator: start small (the arena's own
+         * growth would start at 8 slots). */
+        fmd_arena *a = &ctx->prog->arena;
         c = new_expr(ctx, FMD_EXPR_CHAIN, left->span);
-        if (!c || !chain_reserve(ctx, c, 4)) return NULL;
+        if (!c) return NULL;
+        c->u.chain.operands = fmd_arena_array(a, 2, sizeof(fmd_expr *));
+        c->u.chain.ops = fmd_arena_array(a, 2, sizeof(fmd_binop));
+        c->u.chain.op_spans = fmd_arena_array(a, 2, sizeof(fmd_span));
+        if (!c->u.chain.operands || !c->u.chain.ops || !c->u.chain.op_spans) return NULL;
+        c->u.chain.cap = 2;
         c->u.chain.prec = prec;
         c->u.chain.operands[0] = left;
         c->u.chain.count = 1;
@@ -535,6 +547,15 @@ static fmd_decl *add_decl(fmd_parse_ctx *ctx, fmd_decl_kind kind, const char *na
     d->type = kind == FMD_DECL_MASK ? FMD_TYPE_BOOL
               : kind == FMD_DECL_LET ? FMD_TYPE_UNKNOWN : FMD_TYPE_INT;
     if (has_lex_error(ctx, span)) d->type = FMD_TYPE_ERROR;
+    if (ctx->prog->count >= FMD_MAX_DECLS) {
+        /* Reported once: the scanner stops, so the parse ends here. The
+         * statement's actions still fill in d, which is left out. */
+        fmd_parse_error(ctx, name_span, "split the file, or generate fewer declarations",
+                        "too many declarations: a file may hold at most %d", FMD_MAX_DECLS);
+        ctx->stop = true;
+        d->type = FMD_TYPE_ERROR;
+        return d;
+    }
     return fmd_program_add_decl(ctx->prog, d) ? d : NULL;
 }
 
@@ -574,20 +595,22 @@ static void describe_expected(const yypcontext_t *yyctx, char *out, size_t cap, 
     static const char *const operators[] = {"'||'", "'&&'", "'=='", "'!='", "'<'", "'<='", "'>'",
                                             "'>='", "'+'", "'-'", "'*'", "'/'", "'%'", "'?'"};
     static const char *const keywords[] = {"'param'", "'input'", "'let'", "'mask'"};
-    bool has_name = false, has_int = false, has_op = false, kw = false;
+    bool has_name = false, has_int = false, has_op = false, has_paren = false, kw = false;
     int nkw = 0;
     *semi = false;
     for (int i = 0; i < n; i++) {
         const char *s = yysymbol_name(exp[i]);
         has_name |= !strcmp(s, "name");
         has_int |= !strcmp(s, "integer");
+        has_paren |= !strcmp(s, "'('");
         *semi |= !strcmp(s, "';'");
         /* '-' alone is the unary minus that starts an expression. */
         for (size_t k = 0; k < sizeof operators / sizeof *operators; k++)
             has_op |= !strcmp(s, operators[k]) && strcmp(s, "'-'");
         for (size_t k = 0; k < sizeof keywords / sizeof *keywords; k++) nkw += !strcmp(s, keywords[k]);
     }
-    bool expr = has_name && has_int;
+    bool expr = has_name && has_int && has_paren;
+    bool dim = has_name && has_int && !has_paren; /* in an input's [...] */
     /* A declared name may be spelt as a keyword (the checker rejects it
      * with a better message), so a name's place also accepts keywords. */
     bool name_only = has_name && !has_int;
@@ -595,12 +618,15 @@ static void describe_expected(const yypcontext_t *yyctx, char *out, size_t cap, 
     const char *parts[YYNTOKENS + 4];
     int np = 0;
     if (expr) parts[np++] = "an expression";
+    if (dim) parts[np++] = "a dimension";
     if (kw) parts[np++] = "a statement";
     for (int i = 0; i < n; i++) {
         const char *s = yysymbol_name(exp[i]);
         bool skip = false;
-        if (expr)
+        if (expr || dim)
             for (size_t k = 0; k < sizeof expr_start / sizeof *expr_start; k++) skip |= !strcmp(s, expr_start[k]);
+        /* Before a literal, '-' is just its sign. */
+        if (has_int) skip |= !strcmp(s, "'-'");
         if (has_op)
             for (size_t k = 0; k < sizeof operators / sizeof *operators; k++) skip |= !strcmp(s, operators[k]);
         if (kw || name_only)
@@ -664,6 +690,8 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner, fm
      * continuations were folded away), but the operator is the likely miss. */
     if (semi && operand && !strcmp(expected, "';'")) snprintf(expected, sizeof expected, "an operator or ';'");
     if (!strcmp(la, "'='") && (semi || strstr(expected, "an operator"))) hint = "to compare, write '=='";
+    else if (strstr(expected, "a dimension"))
+        hint = "a dimension is an integer, a param, Q_LEN, KV_LEN, BATCH or HEADS";
     else if (semi && (!strcmp(la, "')'") || !strcmp(la, "']'")))
         hint = !strcmp(la, "')'") ? "this ')' has no matching '('" : "this ']' has no matching '['";
     else if (!strcmp(expected, "a statement") && !strcmp(la, "name"))

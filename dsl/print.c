@@ -24,7 +24,8 @@ static void put_n(buf *b, const char *s, size_t n) {
     if (b->oom) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (b->len + n + 1 > cap) cap *= 2;
+        while (b->len + n + 1 > cap)
+            cap *= 2;
         char *d = realloc(b->data, cap);
         if (!d) {
             b->oom = true;
@@ -38,7 +39,9 @@ static void put_n(buf *b, const char *s, size_t n) {
     b->data[b->len] = '\0';
 }
 
-static void put(buf *b, const char *s) { put_n(b, s, strlen(s)); }
+static void put(buf *b, const char *s) {
+    put_n(b, s, strlen(s));
+}
 
 static void put_fmt(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -91,7 +94,8 @@ static void print_expr(buf *b, const fmd_program *p, const fmd_expr *e, int min_
     case FMD_EXPR_UNARY:
         put(b, e->u.unary.op == FMD_UNOP_NEG ? "-" : "!");
         /* -(-x) rather than --x, which reads like a decrement. */
-        print_expr(b, p, e->u.unary.operand, LEVEL_PRIMARY - (e->u.unary.operand->kind != FMD_EXPR_UNARY));
+        print_expr(b, p, e->u.unary.operand,
+                   LEVEL_PRIMARY - (e->u.unary.operand->kind != FMD_EXPR_UNARY));
         break;
     case FMD_EXPR_CHAIN: {
         int lv = level(e);
@@ -144,8 +148,10 @@ static void print_decl(buf *b, const fmd_program *p, const fmd_decl *d) {
         put(b, "[");
         for (size_t i = 0; i < d->rank; i++) {
             if (i) put(b, ", ");
-            if (d->dims[i].kind == FMD_DIM_LITERAL) put_fmt(b, "%" PRId64, d->dims[i].value);
-            else put(b, d->dims[i].name);
+            if (d->dims[i].kind == FMD_DIM_LITERAL)
+                put_fmt(b, "%" PRId64, d->dims[i].value);
+            else
+                put(b, d->dims[i].name);
         }
         put(b, "]");
         break;
@@ -160,7 +166,8 @@ static void print_decl(buf *b, const fmd_program *p, const fmd_decl *d) {
 char *fmd_print(const fmd_program *p) {
     buf b = {NULL, 0, 0, false};
     put(&b, "");
-    for (size_t i = 0; i < p->count; i++) print_decl(&b, p, p->decls[i]);
+    for (size_t i = 0; i < p->count; i++)
+        print_decl(&b, p, p->decls[i]);
     if (b.oom) {
         free(b.data);
         return NULL;

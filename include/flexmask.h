@@ -207,7 +207,8 @@ typedef struct fm_blockmask_info {
     int64_t regions_decided;   /* regions decided by analysis */
     int64_t tiles_by_analysis; /* stored tiles proven by analysis */
     int64_t tiles_by_points;   /* stored tiles settled point by point */
-    int64_t true_positions;    /* mask-true positions over every batch and head */
+    int64_t true_positions;    /* mask-true positions over every batch and head;
+                                  -1 when the build did not count them */
     int64_t bytes;             /* storage of the tile lists */
 } fm_blockmask_info;
 

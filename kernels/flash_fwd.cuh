@@ -6,8 +6,9 @@
  *   FM_DTYPE_BF16  defined: bf16 inputs, else fp16
  *   FM_MASK_INT32  defined: the mask's 32-bit arithmetic variant
  *
- * One thread block per (query tile of 64 rows, head, batch); four warps,
- * each owning 16 query rows. Per 64-column key/value tile: S = Q K^T with
+ * One thread block per (query tile of 64 rows, head, batch); two warps,
+ * each owning 32 query rows (two 16-row slices, so every K and V fragment
+ * read from shared memory feeds two tensor-core products). Per 64-column key/value tile: S = Q K^T with
  * mma.sync m16n8k16 (fp32 accumulation), the mask applied only on partial
  * tiles, an online softmax in base 2, then O += P V. Full tiles come first
  * and never evaluate the mask; empty tiles are never loaded (they are not
@@ -27,9 +28,12 @@ namespace fmk {
 
 constexpr int kD = FM_HEAD_DIM;
 constexpr int kM = FM_FWD_BLOCK_M;
-constexpr int kN = FM_FWD_BLOCK_N;
+constexpr int kN = FM_FWD_TILE_N(FM_HEAD_DIM); /* keys per inner tile */
+static_assert(FM_FWD_BLOCK_N % kN == 0, "inner tiles must divide the BlockMask granularity");
 constexpr int kThreads = FM_FWD_THREADS;
 constexpr int kChunks = kD / 8; /* 16-byte chunks per row */
+constexpr int kMT = FM_FWD_BLOCK_M / 16 / (FM_FWD_THREADS / 32); /* 16-row slices per warp */
+static_assert(kMT * 16 * (kThreads / 32) == kM, "warps must cover the query tile");
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
 
 __device__ __forceinline__ unsigned smem_u32(const void *p) {
@@ -104,17 +108,44 @@ __device__ __forceinline__ int swz(int row, int col) {
     return row * kD + ((((col >> 3) ^ (row & 7))) << 3);
 }
 
-/* Issues the copies of rows [row0, row0 + 64) of one [seq, kD] slice into
- * a swizzled tile; rows at or past len are zero-filled. */
+/* ldmatrix addresses without a register per (row block, chunk) pair:
+ * a thread always reads row r (mod 8) of its 8x8 matrices, so the swizzled
+ * chunk of logical chunk 2*kk + lo is 8*(kk/4) + ((2*(kk%4) + lo) ^ (r%8)).
+ * The four values of kk%4 get a base address each; row blocks and kk/4
+ * become immediate offsets in the unrolled loops. */
+struct frag_base {
+    unsigned a[4];
+    __device__ __forceinline__ void init(const unsigned short *tile, int r, int lo) {
+        const unsigned base = smem_u32(tile);
+#pragma unroll
+        for (int j = 0; j < 4; j++) a[j] = base + (unsigned)(r * kD + (((2 * j + lo) ^ (r & 7)) << 3)) * 2u;
+    }
+    /* Row block starting at row0 (a multiple of 8), 16-column chunk kk. */
+    __device__ __forceinline__ unsigned at(int row0, int kk) const {
+        return a[kk & 3] + (unsigned)(row0 * kD * 2 + (kk >> 2) * 128);
+    }
+};
+
+/* Issues the copies of rows [row0, row0 + kRows) of one [seq, kD] slice into
+ * a swizzled tile; rows at or past len are zero-filled. A thread copies one
+ * chunk column ch of rows r, r + kR, r + 2kR, ...; with kR a multiple of 4
+ * the swizzle (row % 8) takes two values, so two base addresses plus
+ * immediate offsets cover every copy (no register per copy). */
+constexpr int kR = kThreads / kChunks; /* rows one pass of the block covers */
+static_assert(kR % 4 == 0, "the copy pattern needs kThreads/kChunks to be a multiple of 4");
+template <int kRows>
 __device__ __forceinline__ void load_tile(unsigned short *tile, const unsigned short *base,
                                           long long stride, int row0, int len, int tid) {
+    const int r = tid / kChunks, ch = tid % kChunks;
+    const unsigned t0 = smem_u32(tile);
+    const unsigned d0 = t0 + (unsigned)(r * kD + ((ch ^ (r & 7)) << 3)) * 2u;
+    const unsigned d1 = t0 + (unsigned)(r * kD + ((ch ^ ((r + kR) & 7)) << 3)) * 2u;
+    const unsigned short *src = base + (long long)(row0 + r) * stride + ch * 8;
+    const long long step = (long long)kR * stride;
 #pragma unroll
-    for (int i = 0; i < kM * kChunks / kThreads; i++) {
-        int c = tid + i * kThreads;
-        int row = c / kChunks, ch = c % kChunks;
-        bool ok = row0 + row < len;
-        const unsigned short *src = ok ? base + (long long)(row0 + row) * stride + ch * 8 : base;
-        cp_async16(smem_u32(tile + swz(row, ch * 8)), src, ok);
+    for (int i = 0; i < kRows / kR; i++) {
+        const bool ok = row0 + r + i * kR < len;
+        cp_async16((i & 1 ? d1 : d0) + (unsigned)(i * kR * kD * 2), ok ? src + i * step : base, ok);
     }
 }
 
@@ -152,12 +183,13 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
     extern __shared__ __align__(128) unsigned short smem[];
     unsigned short *sQ = smem;
     unsigned short *sK = smem + kM * kD;
-    unsigned short *sV = smem + 2 * kM * kD;
+    unsigned short *sV = smem + (kM + kN) * kD;
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t4 = lane & 3; /* fragment row group, thread in group */
     const int b = blockIdx.z, h = blockIdx.y;
     const int q0 = blockIdx.x * kM;
+    const int wrow = warp * kMT * 16; /* this warp's first row in the tile */
     const int kvh = h / (p.heads / p.kv_heads); /* grouped-query attention */
 
     const int qb = q0 / p.block_q;
@@ -178,120 +210,143 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
     const unsigned short *vg =
         (const unsigned short *)p.v + b * p.v_stride_b + kvh * p.v_stride_h;
 
-    float o[kD / 8][4];
+    /* Each warp owns kMT 16-row slices; every K and V fragment it loads
+     * feeds kMT products, which halves shared-memory reads per flop. */
+    float o[kMT][kD / 8][4];
 #pragma unroll
-    for (int i = 0; i < kD / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-    /* Running max (base-2, scaled) and partial row sums for rows g, g+8. */
-    float m_run[2] = {neg_inf(), neg_inf()};
-    float l_run[2] = {0.f, 0.f};
+    for (int mt = 0; mt < kMT; mt++)
+#pragma unroll
+        for (int i = 0; i < kD / 8; i++) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
+    /* Running max (base-2, scaled) and partial row sums for rows g, g+8 of
+     * each slice. */
+    float m_run[kMT][2], l_run[kMT][2];
+#pragma unroll
+    for (int mt = 0; mt < kMT; mt++) m_run[mt][0] = m_run[mt][1] = neg_inf(), l_run[mt][0] = l_run[mt][1] = 0.f;
 
     int t = next_item(it, 0, p.kv_len);
     if (t < it.count()) {
-        load_tile(sQ, qg, p.q_stride_s, q0, p.q_len, tid);
+        load_tile<kM>(sQ, qg, p.q_stride_s, q0, p.q_len, tid);
         bool partial;
-        load_tile(sK, kg, p.k_stride_s, it.kv0(t, partial), p.kv_len, tid);
+        load_tile<kN>(sK, kg, p.k_stride_s, it.kv0(t, partial), p.kv_len, tid);
         cp_async_commit();
         cp_async_wait_all();
         __syncthreads(); /* Q and K(0) written by every thread are visible */
 
-        unsigned qf[kD / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < kD / 16; kk++)
-            ldsm_x4(smem_u32(sQ + swz(warp * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)),
-                    qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
+        /* Q and K fragments: rows lane%16 and (lane%8) + 8*(lane/16), the
+         * 8-column half lane/16 and (lane/8)%2; V (transposed): row
+         * (lane%8) + 8*((lane/8)%2), half lane/16. */
+        frag_base fq, fk, fv;
+        fq.init(sQ, lane & 15, lane >> 4);
+        fk.init(sK, (lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
+        fv.init(sV, (lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
 
         while (t < it.count()) {
             const int kv0 = it.kv0(t, partial);
             const int tn = next_item(it, t + 1, p.kv_len);
 
-            load_tile(sV, vg, p.v_stride_s, kv0, p.kv_len, tid);
+            load_tile<kN>(sV, vg, p.v_stride_s, kv0, p.kv_len, tid);
             cp_async_commit();
 
-            float s[kN / 8][4];
+            float s[kMT][kN / 8][4];
 #pragma unroll
-            for (int i = 0; i < kN / 8; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+            for (int mt = 0; mt < kMT; mt++)
+#pragma unroll
+                for (int i = 0; i < kN / 8; i++) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
 #pragma unroll
             for (int kk = 0; kk < kD / 16; kk++) {
+                unsigned qf[kMT][4];
+#pragma unroll
+                for (int mt = 0; mt < kMT; mt++)
+                    ldsm_x4(fq.at(wrow + mt * 16, kk), qf[mt][0], qf[mt][1], qf[mt][2], qf[mt][3]);
 #pragma unroll
                 for (int np = 0; np < kN / 16; np++) {
                     unsigned b0, b1, b2, b3;
-                    ldsm_x4(smem_u32(sK + swz(np * 16 + (lane & 7) + ((lane >> 4) << 3),
-                                              kk * 16 + ((lane >> 3) & 1) * 8)),
-                            b0, b1, b2, b3);
-                    mma16816(s[2 * np], qf[kk], b0, b1);
-                    mma16816(s[2 * np + 1], qf[kk], b2, b3);
+                    ldsm_x4(fk.at(np * 16, kk), b0, b1, b2, b3);
+#pragma unroll
+                    for (int mt = 0; mt < kMT; mt++) {
+                        mma16816(s[mt][2 * np], qf[mt], b0, b1);
+                        mma16816(s[mt][2 * np + 1], qf[mt], b2, b3);
+                    }
                 }
             }
 #pragma unroll
-            for (int i = 0; i < kN / 8; i++)
+            for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) s[i][e] *= p.scale_log2;
+                for (int i = 0; i < kN / 8; i++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) s[mt][i][e] *= p.scale_log2;
 
             if (partial) {
                 /* The predicate is evaluated in a rolled loop so its code
                  * appears once, however large the mask. Positions past
                  * the sequence ends are never handed to it: they could
                  * index its input arrays out of bounds. */
-                unsigned bits = 0;
-                const int qr = q0 + warp * 16 + g;
+#pragma unroll
+                for (int mt = 0; mt < kMT; mt++) {
+                    unsigned bits = 0;
+                    const int qr = q0 + wrow + mt * 16 + g;
 #pragma unroll 1
-                for (int i = 0; i < 32; i++) {
-                    int qi = qr + ((i >> 1) & 1) * 8;
-                    int kvi = kv0 + (i >> 2) * 8 + 2 * t4 + (i & 1);
-                    bool keep = qi < p.q_len && kvi < p.kv_len &&
-                                fm_mask_eval(&p.mask, (fm_int)b, (fm_int)h, (fm_int)qi, (fm_int)kvi);
-                    bits |= (unsigned)keep << i;
+                    for (int i = 0; i < kN / 2; i++) {
+                        int qi = qr + ((i >> 1) & 1) * 8;
+                        int kvi = kv0 + (i >> 2) * 8 + 2 * t4 + (i & 1);
+                        bool keep = qi < p.q_len && kvi < p.kv_len &&
+                                    fm_mask_eval(&p.mask, (fm_int)b, (fm_int)h, (fm_int)qi, (fm_int)kvi);
+                        bits |= (unsigned)keep << i;
+                    }
+#pragma unroll
+                    for (int i = 0; i < kN / 8; i++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++)
+                            if (!((bits >> (i * 4 + e)) & 1u)) s[mt][i][e] = neg_inf();
                 }
-#pragma unroll
-                for (int i = 0; i < kN / 8; i++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        if (!((bits >> (i * 4 + e)) & 1u)) s[i][e] = neg_inf();
             }
 
-            /* Online softmax, rows g (r = 0) and g + 8 (r = 1). */
+            /* Online softmax, rows g (r = 0) and g + 8 (r = 1) of each slice. */
 #pragma unroll
-            for (int r = 0; r < 2; r++) {
-                float mx = neg_inf();
+            for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
-                for (int i = 0; i < kN / 8; i++) mx = fmaxf(mx, fmaxf(s[i][2 * r], s[i][2 * r + 1]));
-                /* The four threads of a quad hold one row between them. */
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float m_new = fmaxf(m_run[r], mx);
-                /* -inf guard: a row with no true position so far has
-                 * m_new == -inf, and s - m_new would be -inf - -inf = NaN.
-                 * Subtracting 0 instead gives exp2(-inf) = 0 for every
-                 * masked entry, and the correction below is then 0 times
-                 * an accumulator that is still all zeros. */
-                const float m_ref = m_new == neg_inf() ? 0.f : m_new;
-                /* -inf guard: m_run == -inf (nothing seen yet) gives
-                 * exp2(-inf) = 0, dropping the (empty) old sums. */
-                const float corr = exp2_approx(m_run[r] - m_ref);
-                m_run[r] = m_new;
-                float sum = 0.f;
+                for (int r = 0; r < 2; r++) {
+                    float mx = neg_inf();
 #pragma unroll
-                for (int i = 0; i < kN / 8; i++) {
-                    /* Masked entries are -inf here, so exp2 gives exactly 0. */
-                    s[i][2 * r] = exp2_approx(s[i][2 * r] - m_ref);
-                    s[i][2 * r + 1] = exp2_approx(s[i][2 * r + 1] - m_ref);
-                    sum += s[i][2 * r] + s[i][2 * r + 1];
+                    for (int i = 0; i < kN / 8; i++)
+                        mx = fmaxf(mx, fmaxf(s[mt][i][2 * r], s[mt][i][2 * r + 1]));
+                    /* The four threads of a quad hold one row between them. */
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                    const float m_new = fmaxf(m_run[mt][r], mx);
+                    /* -inf guard: a row with no true position so far has
+                     * m_new == -inf, and s - m_new would be -inf - -inf = NaN.
+                     * Subtracting 0 instead gives exp2(-inf) = 0 for every
+                     * masked entry, and the correction below is then 0 times
+                     * an accumulator that is still all zeros. */
+                    const float m_ref = m_new == neg_inf() ? 0.f : m_new;
+                    /* -inf guard: m_run == -inf (nothing seen yet) gives
+                     * exp2(-inf) = 0, dropping the (empty) old sums. */
+                    const float corr = exp2_approx(m_run[mt][r] - m_ref);
+                    m_run[mt][r] = m_new;
+                    float sum = 0.f;
+#pragma unroll
+                    for (int i = 0; i < kN / 8; i++) {
+                        /* Masked entries are -inf here, so exp2 gives exactly 0. */
+                        s[mt][i][2 * r] = exp2_approx(s[mt][i][2 * r] - m_ref);
+                        s[mt][i][2 * r + 1] = exp2_approx(s[mt][i][2 * r + 1] - m_ref);
+                        sum += s[mt][i][2 * r] + s[mt][i][2 * r + 1];
+                    }
+                    /* Row sums stay per thread until the end (one quad
+                     * reduction there instead of one per tile). */
+                    l_run[mt][r] = l_run[mt][r] * corr + sum;
+#pragma unroll
+                    for (int i = 0; i < kD / 8; i++) {
+                        o[mt][i][2 * r] *= corr;
+                        o[mt][i][2 * r + 1] *= corr;
+                    }
                 }
-                /* Row sums stay per thread until the end (one quad
-                 * reduction there instead of one per tile). */
-                l_run[r] = l_run[r] * corr + sum;
-#pragma unroll
-                for (int i = 0; i < kD / 8; i++) {
-                    o[i][2 * r] *= corr;
-                    o[i][2 * r + 1] *= corr;
-                }
-            }
 
             cp_async_wait_all();
             __syncthreads(); /* V(t) is visible, and every warp is done reading K(t) */
             if (tn < it.count()) {
                 bool pn;
-                load_tile(sK, kg, p.k_stride_s, it.kv0(tn, pn), p.kv_len, tid);
+                load_tile<kN>(sK, kg, p.k_stride_s, it.kv0(tn, pn), p.kv_len, tid);
                 cp_async_commit();
             }
 
@@ -299,19 +354,23 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
             for (int kk = 0; kk < kN / 16; kk++) {
                 /* The accumulators of S tiles 2kk and 2kk+1 are exactly
                  * the A fragment of P's 16-column chunk kk. */
-                unsigned a[4];
-                a[0] = pack2(s[2 * kk][0], s[2 * kk][1]);
-                a[1] = pack2(s[2 * kk][2], s[2 * kk][3]);
-                a[2] = pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                a[3] = pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                unsigned a[kMT][4];
+#pragma unroll
+                for (int mt = 0; mt < kMT; mt++) {
+                    a[mt][0] = pack2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                    a[mt][1] = pack2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                    a[mt][2] = pack2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                    a[mt][3] = pack2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+                }
 #pragma unroll
                 for (int dp = 0; dp < kD / 16; dp++) {
                     unsigned b0, b1, b2, b3;
-                    ldsm_x4_t(smem_u32(sV + swz(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
-                                                dp * 16 + ((lane >> 4) << 3))),
-                              b0, b1, b2, b3);
-                    mma16816(o[2 * dp], a, b0, b1);
-                    mma16816(o[2 * dp + 1], a, b2, b3);
+                    ldsm_x4_t(fv.at(kk * 16, dp), b0, b1, b2, b3);
+#pragma unroll
+                    for (int mt = 0; mt < kMT; mt++) {
+                        mma16816(o[mt][2 * dp], a[mt], b0, b1);
+                        mma16816(o[mt][2 * dp + 1], a[mt], b2, b3);
+                    }
                 }
             }
 
@@ -324,21 +383,23 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
     /* Epilogue: rows with no true position have l == 0 and o == 0: they
      * are written as zeros with log-sum-exp -inf, never 0/0. */
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float l = l_run[r];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const int qi = q0 + warp * 16 + g + r * 8;
-        if (qi >= p.q_len) continue;
-        const float inv = l > 0.f ? 1.f / l : 0.f;
-        float *orow = p.out + (((long long)b * p.heads + h) * p.q_len + qi) * kD;
+    for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
-        for (int i = 0; i < kD / 8; i++) {
-            float2 v2 = make_float2(o[i][2 * r] * inv, o[i][2 * r + 1] * inv);
-            *(float2 *)(orow + i * 8 + 2 * t4) = v2;
+        for (int r = 0; r < 2; r++) {
+            float l = l_run[mt][r];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            const int qi = q0 + wrow + mt * 16 + g + r * 8;
+            if (qi >= p.q_len) continue;
+            const float inv = l > 0.f ? 1.f / l : 0.f;
+            float *orow = p.out + (((long long)b * p.heads + h) * p.q_len + qi) * kD;
+#pragma unroll
+            for (int i = 0; i < kD / 8; i++) {
+                float2 v2 = make_float2(o[mt][i][2 * r] * inv, o[mt][i][2 * r + 1] * inv);
+                *(float2 *)(orow + i * 8 + 2 * t4) = v2;
+            }
+            if (p.lse && t4 == 0)
+                p.lse[((long long)b * p.heads + h) * p.q_len + qi] =
+                    l > 0.f ? (m_run[mt][r] + __log2f(l)) * 0.69314718055994531f : neg_inf();
         }
-        if (p.lse && t4 == 0)
-            p.lse[((long long)b * p.heads + h) * p.q_len + qi] =
-                l > 0.f ? (m_run[r] + __log2f(l)) * 0.69314718055994531f : neg_inf();
-    }
 }

@@ -7,11 +7,18 @@
 #ifndef FM_FWD_PARAMS_H
 #define FM_FWD_PARAMS_H
 
-/* Tile sizes of the forward kernel; BlockMask block sizes must be
- * multiples of these. */
+/* Tile sizes of the forward kernel. BlockMask block sizes must be
+ * multiples of FM_FWD_BLOCK_M (queries) and FM_FWD_BLOCK_N (keys); inside
+ * a BlockMask block the kernel walks keys FM_FWD_TILE_N(head_dim) at a
+ * time (narrower for the larger head dim, to keep every accumulator in
+ * registers). */
 #define FM_FWD_BLOCK_M 64
 #define FM_FWD_BLOCK_N 64
-#define FM_FWD_THREADS 128
+#define FM_FWD_THREADS 64
+#define FM_FWD_TILE_N(d) ((d) > 64 ? 32 : 64)
+/* Dynamic shared memory of one block: a Q tile, a K tile and a V tile of
+ * 16-bit elements. */
+#define FM_FWD_SMEM_BYTES(d) ((FM_FWD_BLOCK_M + 2 * FM_FWD_TILE_N(d)) * (d) * 2)
 
 typedef struct fm_fwd_params {
     /* q, k, v: 16-bit elements (fp16 or bf16, fixed by the compiled

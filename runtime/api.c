@@ -1,10 +1,8 @@
 /* The public API: status, diagnostics, compiling, selecting masks. */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "runtime/api_internal.h"
 
@@ -105,7 +103,10 @@ static fm_status compile_source(fmd_source *src, fm_diagnostics *diags, fm_progr
         fmr_diags_done(diags, &scratch);
         return FM_ERR_NO_MEMORY;
     }
-    bool ok = d->errors == 0 && fmd_check(ast, d) && d->errors == 0;
+    /* The checker copes with statements that failed to parse, so run it
+     * anyway: every independent error in the file is reported at once. */
+    bool ok = fmd_check(ast, d) && d->errors == 0;
+    fmd_diags_sort(d, 0);
     if (!ok) {
         bool oom = d->oom;
         fmr_diags_done(diags, &scratch);
@@ -149,60 +150,18 @@ FM_API fm_status fm_compile_string(const char *name, const char *text, size_t le
 
 FM_API fm_status fm_compile_file(const char *path, fm_diagnostics *diags, fm_program **out) {
     if (!path || !out) return FM_ERR_INVALID_ARGUMENT;
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    if (!f || fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
-        int e = f ? (S_ISDIR(st.st_mode) ? EISDIR : errno) : errno;
-        if (f) fclose(f);
-        if (diags)
-            fmd_diag_add(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL, "cannot read '%s': %s",
-                         path, strerror(e));
-        return FM_ERR_IO;
-    }
-    /* Read at most one byte past the limit: a pipe or a growing file cannot
-     * make us allocate without bound. */
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
-    fm_status st_ = FM_OK;
-    while (buf) {
-        if (len == cap) {
-            if (cap > FMD_MAX_SOURCE_BYTES) break;
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
+    fmd_diags scratch;
+    fmd_diags *d = fmr_diags_of(diags, &scratch);
+    fmd_read_status why = FMD_READ_OK;
+    fmd_source *src = fmd_source_read_file(path, d, &why);
+    fmr_diags_done(diags, &scratch);
+    if (!src) {
+        switch (why) {
+        case FMD_READ_TOO_BIG: return FM_ERR_LIMIT;
+        case FMD_READ_NO_MEMORY: return FM_ERR_NO_MEMORY;
+        default: return FM_ERR_IO;
         }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) break;
-        if (len > FMD_MAX_SOURCE_BYTES) break;
     }
-    int read_error = ferror(f);
-    fclose(f);
-    if (!buf) return FM_ERR_NO_MEMORY;
-    if (read_error) {
-        if (diags)
-            fmd_diag_add(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
-                         "cannot read '%s': read error", path);
-        st_ = FM_ERR_IO;
-    } else if (len > FMD_MAX_SOURCE_BYTES) {
-        if (diags)
-            fmd_diag_add(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
-                         "%s: file is larger than the limit of %u bytes (16 MiB)", path,
-                         FMD_MAX_SOURCE_BYTES);
-        st_ = FM_ERR_LIMIT;
-    }
-    if (st_ != FM_OK) {
-        free(buf);
-        return st_;
-    }
-    fmd_source *src = fmd_source_new(path, buf, len);
-    free(buf);
-    if (!src) return FM_ERR_NO_MEMORY;
     return compile_source(src, diags, out);
 }
 

@@ -55,7 +55,9 @@ static inline uint16_t fmr_f32_to_f16(float f) {
     return (uint16_t)(sign | (ax >> 13));
 }
 
-static inline float fmr_bf16_to_f32(uint16_t h) { return fmr_bits_f32((uint32_t)h << 16); }
+static inline float fmr_bf16_to_f32(uint16_t h) {
+    return fmr_bits_f32((uint32_t)h << 16);
+}
 
 static inline uint16_t fmr_f32_to_bf16(float f) {
     uint32_t x = fmr_f32_bits(f);

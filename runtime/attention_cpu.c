@@ -52,7 +52,9 @@ static const char *dtype_name(fm_dtype t) {
     return "an unknown dtype";
 }
 
-static size_t dtype_size(fm_dtype t) { return t == FM_FLOAT32 ? 4 : 2; }
+static size_t dtype_size(fm_dtype t) {
+    return t == FM_FLOAT32 ? 4 : 2;
+}
 
 static bool dtype_valid(fm_dtype t) {
     return t == FM_FLOAT32 || t == FM_FLOAT16 || t == FM_BFLOAT16;
@@ -60,8 +62,8 @@ static bool dtype_valid(fm_dtype t) {
 
 /* "[1, 8, 100, 64]" into buf. */
 static const char *shape_str(const int64_t s[4], char *buf, size_t n) {
-    snprintf(buf, n, "[%lld, %lld, %lld, %lld]", (long long)s[0], (long long)s[1],
-             (long long)s[2], (long long)s[3]);
+    snprintf(buf, n, "[%lld, %lld, %lld, %lld]", (long long)s[0], (long long)s[1], (long long)s[2],
+             (long long)s[3]);
     return buf;
 }
 
@@ -71,8 +73,8 @@ static fm_status check_tensor(const fm_tensor *t, const char *name, fmd_diags *d
     if (!t->data) return fail(d, FM_ERR_INVALID_ARGUMENT, "attention: %s has no data (NULL)", name);
     if (!dtype_valid(t->dtype))
         return fail(d, FM_ERR_INVALID_ARGUMENT,
-                    "attention: %s has dtype %d, which is not float32, float16 or bfloat16",
-                    name, (int)t->dtype);
+                    "attention: %s has dtype %d, which is not float32, float16 or bfloat16", name,
+                    (int)t->dtype);
     int64_t max_off = 0;
     for (int i = 0; i < 4; i++) {
         if (t->strides[i] < 0)
@@ -163,7 +165,9 @@ static fm_status check_args(const fmc_blockmask *bm, const fm_attention_args *a,
 
 /* ---- panels ---- */
 
-static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+static inline int64_t round_up(int64_t x, int64_t m) {
+    return (x + m - 1) / m * m;
+}
 
 /* n elements of a tensor, stride `step` apart from element offset off, as
  * float32 into dst. */
@@ -173,28 +177,34 @@ static void load_row(float *dst, const fm_tensor *t, int64_t off, int64_t step, 
         if (step == 1) {
             memcpy(dst, src, (size_t)n * sizeof *dst);
         } else {
-            for (int64_t i = 0; i < n; i++) dst[i] = src[i * step];
+            for (int64_t i = 0; i < n; i++)
+                dst[i] = src[i * step];
         }
     } else if (t->dtype == FM_FLOAT16) {
         const uint16_t *src = (const uint16_t *)t->data + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = fmr_f16_to_f32(src[i * step]);
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = fmr_f16_to_f32(src[i * step]);
     } else {
         const uint16_t *src = (const uint16_t *)t->data + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = fmr_bf16_to_f32(src[i * step]);
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = fmr_bf16_to_f32(src[i * step]);
     }
 }
 
-static void store_row(const fm_tensor *t, int64_t off, int64_t step, const float *src,
-                      float scale, int64_t n) {
+static void store_row(const fm_tensor *t, int64_t off, int64_t step, const float *src, float scale,
+                      int64_t n) {
     if (t->dtype == FM_FLOAT32) {
         float *dst = (float *)t->data + off;
-        for (int64_t i = 0; i < n; i++) dst[i * step] = src[i] * scale;
+        for (int64_t i = 0; i < n; i++)
+            dst[i * step] = src[i] * scale;
     } else if (t->dtype == FM_FLOAT16) {
         uint16_t *dst = (uint16_t *)t->data + off;
-        for (int64_t i = 0; i < n; i++) dst[i * step] = fmr_f32_to_f16(src[i] * scale);
+        for (int64_t i = 0; i < n; i++)
+            dst[i * step] = fmr_f32_to_f16(src[i] * scale);
     } else {
         uint16_t *dst = (uint16_t *)t->data + off;
-        for (int64_t i = 0; i < n; i++) dst[i * step] = fmr_f32_to_bf16(src[i] * scale);
+        for (int64_t i = 0; i < n; i++)
+            dst[i * step] = fmr_f32_to_bf16(src[i] * scale);
     }
 }
 
@@ -204,15 +214,15 @@ static inline int64_t offset3(const fm_tensor *t, int64_t b, int64_t h, int64_t 
 
 /* Per-thread scratch, sized for the largest tile. */
 typedef struct workspace {
-    float *qp;    /* mp x D: the query block, rows >= m zero */
-    float *o;     /* mp x Dp: unnormalised output accumulator */
-    float *s;     /* mp x npmax: scores, then weights */
-    float *kt;    /* D x npmax: K of the tile, transposed, columns >= n zero */
-    float *vp;    /* npmax x Dp: V of the tile, columns >= D zero */
+    float *qp;                  /* mp x D: the query block, rows >= m zero */
+    float *o;                   /* mp x Dp: unnormalised output accumulator */
+    float *s;                   /* mp x npmax: scores, then weights */
+    float *kt;                  /* D x npmax: K of the tile, transposed, columns >= n zero */
+    float *vp;                  /* npmax x Dp: V of the tile, columns >= D zero */
     float *alpha, *mrow, *lrow; /* mp each */
-    uint8_t *keep; /* npmax: the mask along one query row of a partial tile */
+    uint8_t *keep;              /* npmax: the mask along one query row of a partial tile */
     void *eval_scratch;
-    void *block;   /* the single allocation behind all of the above */
+    void *block; /* the single allocation behind all of the above */
 } workspace;
 
 typedef struct plan {
@@ -225,7 +235,9 @@ typedef struct plan {
     bool v_direct; /* V is contiguous float32 rows with D % FMR_NR == 0: read in place */
 } plan;
 
-static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
+static size_t align64(size_t x) {
+    return (x + 63) & ~(size_t)63;
+}
 
 static bool workspace_init(workspace *w, const plan *p) {
     size_t f = sizeof(float);
@@ -233,7 +245,8 @@ static bool workspace_init(workspace *w, const plan *p) {
     size_t sizes[9] = {mp * D * f, mp * Dp * f, mp * np * f, D * np * f, np * Dp * f,
                        mp * f,     mp * f,      mp * f,      np + 32};
     size_t total = 0;
-    for (int i = 0; i < 9; i++) total += align64(sizes[i]);
+    for (int i = 0; i < 9; i++)
+        total += align64(sizes[i]);
     total += align64(p->eval_scratch_bytes);
     memset(w, 0, sizeof *w);
     char *blk = aligned_alloc(64, total);
@@ -314,7 +327,8 @@ static const float *load_kv(const plan *p, workspace *w, int64_t b, int64_t hk, 
 static bool panel_finite(const float *v, int64_t ld, int64_t n, int64_t D) {
     bool ok = true;
     for (int64_t j = 0; j < n; j++)
-        for (int64_t d = 0; d < D; d++) ok &= fabsf(v[j * ld + d]) <= FLT_MAX; /* NaN: false */
+        for (int64_t d = 0; d < D; d++)
+            ok &= fabsf(v[j * ld + d]) <= FLT_MAX; /* NaN: false */
     return ok;
 }
 
@@ -327,10 +341,12 @@ static void accumulate_included(const plan *p, workspace *w, int64_t m, int64_t 
     for (int64_t i = 0; i < m; i++) {
         float *o = w->o + i * p->Dp;
         const float *prow = w->s + i * np;
-        for (int64_t d = 0; d < p->Dp; d++) o[d] *= w->alpha[i];
+        for (int64_t d = 0; d < p->Dp; d++)
+            o[d] *= w->alpha[i];
         for (int64_t j = 0; j < n; j++) {
             if (prow[j] == 0.0f) continue;
-            for (int64_t d = 0; d < p->D; d++) o[d] += prow[j] * vp[j * ldv + d];
+            for (int64_t d = 0; d < p->D; d++)
+                o[d] += prow[j] * vp[j * ldv + d];
         }
     }
 }
@@ -378,8 +394,8 @@ static void run_task(const plan *p, workspace *w, int64_t b, int64_t h, int64_t 
                 res->evaluations += n;
                 keep = w->keep;
             }
-            w->alpha[i] = kern->softmax_row(w->s + i * np, n, np, keep, p->c, &w->mrow[i],
-                                            &w->lrow[i]);
+            w->alpha[i] =
+                kern->softmax_row(w->s + i * np, n, np, keep, p->c, &w->mrow[i], &w->lrow[i]);
         }
         if (partial && !panel_finite(vp, ldv, n, D))
             accumulate_included(p, w, m, n, np, vp, ldv);
@@ -397,8 +413,9 @@ static void run_task(const plan *p, workspace *w, int64_t b, int64_t h, int64_t 
         float inv = l > 0.0f ? 1.0f / l : 0.0f;
         store_row(out, offset3(out, b, h, q0 + i), out->strides[3], w->o + i * Dp, inv, D);
         if (p->a->lse) {
-            float lse = l > 0.0f ? (float)(0.69314718055994530942 * (double)w->mrow[i] + log((double)l))
-                                 : -INFINITY;
+            float lse = l > 0.0f
+                            ? (float)(0.69314718055994530942 * (double)w->mrow[i] + log((double)l))
+                            : -INFINITY;
             p->a->lse[(b * bm->heads + h) * bm->q_len + q0 + i] = lse;
         }
     }
@@ -416,8 +433,7 @@ static fm_status choose_kernels(fmr_isa isa, const fmr_attn_kernels **out, fmd_d
                 isa = FMR_ISA_AVX2;
             else if (strcmp(env, "auto") != 0)
                 return fail(d, FM_ERR_INVALID_ARGUMENT,
-                            "attention: FLEXMASK_CPU_ISA is '%s'; use auto, portable or avx2",
-                            env);
+                            "attention: FLEXMASK_CPU_ISA is '%s'; use auto, portable or avx2", env);
         }
     }
     if (isa == FMR_ISA_AUTO) isa = fmr_cpu_has_avx2() ? FMR_ISA_AVX2 : FMR_ISA_PORTABLE;
@@ -428,15 +444,16 @@ static fm_status choose_kernels(fmr_isa isa, const fmr_attn_kernels **out, fmd_d
             return FM_OK;
         }
 #endif
-        return fail(d, FM_ERR_UNSUPPORTED,
-                    "attention: the AVX2/FMA kernels were asked for, but this CPU lacks AVX2 or FMA");
+        return fail(
+            d, FM_ERR_UNSUPPORTED,
+            "attention: the AVX2/FMA kernels were asked for, but this CPU lacks AVX2 or FMA");
     }
     *out = &fmr_attn_portable;
     return FM_OK;
 }
 
-fm_status fmr_attention_cpu_isa(const fmc_blockmask *bm, const fm_attention_args *args,
-                                fmr_isa isa, fmd_diags *diags, int64_t *mask_evaluations) {
+fm_status fmr_attention_cpu_isa(const fmc_blockmask *bm, const fm_attention_args *args, fmr_isa isa,
+                                fmd_diags *diags, int64_t *mask_evaluations) {
     if (!args) return fail(diags, FM_ERR_INVALID_ARGUMENT, "attention: no arguments given (NULL)");
     fm_status st = check_args(bm, args, diags);
     if (st != FM_OK) return st;
@@ -477,8 +494,8 @@ fm_status fmr_attention_cpu_isa(const fmc_blockmask *bm, const fm_attention_args
         workspace w;
         bool have_w = workspace_init(&w, &p);
         if (!have_w) atomic_store(&oom, true);
-        /* Heaviest query blocks first for masks like causal, where later
-         * blocks hold more tiles: dynamic scheduling then balances. */
+            /* Heaviest query blocks first for masks like causal, where later
+             * blocks hold more tiles: dynamic scheduling then balances. */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < ntasks; t++) {
             if (!have_w || atomic_load(&stop)) continue;

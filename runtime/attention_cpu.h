@@ -35,7 +35,7 @@ fm_status fmr_attention_cpu(const fmc_blockmask *bm, const fm_attention_args *ar
 
 /* The same with the ISA chosen by the caller (FMR_ISA_AVX2 on a CPU without
  * it is FM_ERR_UNSUPPORTED; FMR_ISA_AUTO still honours FLEXMASK_CPU_ISA). */
-fm_status fmr_attention_cpu_isa(const fmc_blockmask *bm, const fm_attention_args *args,
-                                fmr_isa isa, fmd_diags *diags, int64_t *mask_evaluations);
+fm_status fmr_attention_cpu_isa(const fmc_blockmask *bm, const fm_attention_args *args, fmr_isa isa,
+                                fmd_diags *diags, int64_t *mask_evaluations);
 
 #endif

@@ -31,18 +31,21 @@ static void gemm_portable(int64_t m, int64_t n, int64_t k, const float *A, int64
             float acc[FMR_MR][FMR_NR];
             for (int i = 0; i < FMR_MR; i++) {
                 float *c = C + (i0 + i) * ldc + j0;
-                for (int j = 0; j < FMR_NR; j++) acc[i][j] = alpha ? c[j] * alpha[i0 + i] : 0.0f;
+                for (int j = 0; j < FMR_NR; j++)
+                    acc[i][j] = alpha ? c[j] * alpha[i0 + i] : 0.0f;
             }
             for (int64_t p = 0; p < k; p++) {
                 const float *b = B + p * ldb + j0;
                 for (int i = 0; i < FMR_MR; i++) {
                     float a = A[(i0 + i) * lda + p];
-                    for (int j = 0; j < FMR_NR; j++) acc[i][j] += a * b[j];
+                    for (int j = 0; j < FMR_NR; j++)
+                        acc[i][j] += a * b[j];
                 }
             }
             for (int i = 0; i < FMR_MR; i++) {
                 float *c = C + (i0 + i) * ldc + j0;
-                for (int j = 0; j < FMR_NR; j++) c[j] = acc[i][j];
+                for (int j = 0; j < FMR_NR; j++)
+                    c[j] = acc[i][j];
             }
         }
     }
@@ -54,7 +57,8 @@ static void transpose_portable(const float *src, int64_t lds, int64_t rows, int6
     for (int64_t r0 = 0; r0 < rows; r0 += 8)
         for (int64_t c0 = 0; c0 < cols; c0 += 8)
             for (int64_t r = r0; r < r0 + 8 && r < rows; r++)
-                for (int64_t c = c0; c < c0 + 8 && c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+                for (int64_t c = c0; c < c0 + 8 && c < cols; c++)
+                    dst[c * ldd + r] = src[r * lds + c];
 }
 
 static float softmax_row_portable(float *s, int64_t n, int64_t np, const uint8_t *keep, float c,
@@ -70,7 +74,8 @@ static float softmax_row_portable(float *s, int64_t n, int64_t np, const uint8_t
         /* No included position in this row so far: t - m_new would be
          * -inf - -inf = NaN, so write the (all zero) weights directly and
          * leave the empty accumulation as it is. */
-        for (int64_t j = 0; j < np; j++) s[j] = 0.0f;
+        for (int64_t j = 0; j < np; j++)
+            s[j] = 0.0f;
         return 1.0f;
     }
     /* *m == -inf (first included position) gives exp2(-inf) = 0: the
@@ -88,4 +93,4 @@ static float softmax_row_portable(float *s, int64_t n, int64_t np, const uint8_t
 }
 
 const fmr_attn_kernels fmr_attn_portable = {"portable", gemm_portable, transpose_portable,
-                                               softmax_row_portable};
+                                            softmax_row_portable};

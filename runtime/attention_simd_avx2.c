@@ -18,11 +18,16 @@ AVX2 static inline void micro_6x16(int64_t k, const float *A, int64_t lda, const
     if (alpha) {
 #define LOADC(i)                                                                                   \
     do {                                                                                           \
-        __m256 a_ = _mm256_broadcast_ss(alpha + (i));                                             \
-        c##i##0 = _mm256_mul_ps(_mm256_loadu_ps(C + (i) * ldc), a_);                              \
-        c##i##1 = _mm256_mul_ps(_mm256_loadu_ps(C + (i) * ldc + 8), a_);                          \
+        __m256 a_ = _mm256_broadcast_ss(alpha + (i));                                              \
+        c##i##0 = _mm256_mul_ps(_mm256_loadu_ps(C + (i)*ldc), a_);                                 \
+        c##i##1 = _mm256_mul_ps(_mm256_loadu_ps(C + (i)*ldc + 8), a_);                             \
     } while (0)
-        LOADC(0); LOADC(1); LOADC(2); LOADC(3); LOADC(4); LOADC(5);
+        LOADC(0);
+        LOADC(1);
+        LOADC(2);
+        LOADC(3);
+        LOADC(4);
+        LOADC(5);
 #undef LOADC
     } else {
         c00 = c01 = c10 = c11 = c20 = c21 = _mm256_setzero_ps();
@@ -34,22 +39,31 @@ AVX2 static inline void micro_6x16(int64_t k, const float *A, int64_t lda, const
         __m256 b0 = _mm256_loadu_ps(B + p * ldb), b1 = _mm256_loadu_ps(B + p * ldb + 8);
         __m256 a;
 #define STEP(i)                                                                                    \
-    a = _mm256_broadcast_ss(a##i + p);                                                            \
-    c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0);                                                    \
+    a = _mm256_broadcast_ss(a##i + p);                                                             \
+    c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0);                                                     \
     c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1)
-        STEP(0); STEP(1); STEP(2); STEP(3); STEP(4); STEP(5);
+        STEP(0);
+        STEP(1);
+        STEP(2);
+        STEP(3);
+        STEP(4);
+        STEP(5);
 #undef STEP
     }
 #define STOREC(i)                                                                                  \
-    _mm256_storeu_ps(C + (i) * ldc, c##i##0);                                                     \
-    _mm256_storeu_ps(C + (i) * ldc + 8, c##i##1)
-    STOREC(0); STOREC(1); STOREC(2); STOREC(3); STOREC(4); STOREC(5);
+    _mm256_storeu_ps(C + (i)*ldc, c##i##0);                                                        \
+    _mm256_storeu_ps(C + (i)*ldc + 8, c##i##1)
+    STOREC(0);
+    STOREC(1);
+    STOREC(2);
+    STOREC(3);
+    STOREC(4);
+    STOREC(5);
 #undef STOREC
 }
 
 AVX2 static void gemm_avx2(int64_t m, int64_t n, int64_t k, const float *A, int64_t lda,
-                           const float *B, int64_t ldb, float *C, int64_t ldc,
-                           const float *alpha) {
+                           const float *B, int64_t ldb, float *C, int64_t ldc, const float *alpha) {
     /* Column strips outermost: a 16-wide strip of B (k x 16 floats) stays
      * in L1 while every row block of A streams past it. */
     for (int64_t j0 = 0; j0 < n; j0 += FMR_NR)
@@ -87,10 +101,12 @@ AVX2 static void transpose_avx2(const float *src, int64_t lds, int64_t rows, int
             _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
         }
         for (int64_t r = r0; r < r0 + 8; r++)
-            for (int64_t c = c8; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+            for (int64_t c = c8; c < cols; c++)
+                dst[c * ldd + r] = src[r * lds + c];
     }
     for (int64_t r = r8; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c];
+        for (int64_t c = 0; c < cols; c++)
+            dst[c * ldd + r] = src[r * lds + c];
 }
 
 /* 2^x for x <= 0 (see attention_exp2.h), eight lanes; -inf gives 0. */
@@ -107,7 +123,8 @@ AVX2 static inline __m256 exp2_nonpos8(__m256 x) {
     p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(FMR_EXP2_C2));
     p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(FMR_EXP2_C1));
     p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     p = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
     return _mm256_and_ps(p, in_range);
 }
@@ -137,8 +154,8 @@ AVX2 static float softmax_row_avx2(float *s, int64_t n, int64_t np, const uint8_
         __m256 ok = _mm256_castsi256_ps(_mm256_cmpgt_epi32(vn, idx));
         if (keep) {
             __m256i kb = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(keep + j)));
-            ok = _mm256_and_ps(ok, _mm256_castsi256_ps(
-                                       _mm256_cmpgt_epi32(kb, _mm256_setzero_si256())));
+            ok = _mm256_and_ps(ok,
+                               _mm256_castsi256_ps(_mm256_cmpgt_epi32(kb, _mm256_setzero_si256())));
         }
         __m256 t = _mm256_blendv_ps(ninf, _mm256_mul_ps(_mm256_loadu_ps(s + j), vc), ok);
         _mm256_storeu_ps(s + j, t);
@@ -150,7 +167,8 @@ AVX2 static float softmax_row_avx2(float *s, int64_t n, int64_t np, const uint8_
         /* No included position in this row so far: t - m_new would be
          * -inf - -inf = NaN, so write the (all zero) weights directly and
          * leave the empty accumulation as it is. */
-        for (int64_t j = 0; j < np; j += 8) _mm256_storeu_ps(s + j, _mm256_setzero_ps());
+        for (int64_t j = 0; j < np; j += 8)
+            _mm256_storeu_ps(s + j, _mm256_setzero_ps());
         return 1.0f;
     }
     /* *m == -inf (first included position) gives 2^-inf = 0: the earlier

@@ -18,6 +18,7 @@ enum {
     EIFMT_SVAL = 4,
     EIATTR_MAX_THREADS = 0x05,
     EIATTR_FRAME_SIZE = 0x11,
+    EIATTR_CBANK_PARAM_SIZE = 0x19,
     EIATTR_REGCOUNT = 0x2f
 };
 
@@ -104,6 +105,7 @@ int fmr_cubin_resources(const uint8_t *d, size_t len, fmr_kernel_resources *out,
         fmr_kernel_resources r = {0};
         snprintf(r.name, sizeof r.name, "%s", kname);
         r.registers = -1;
+        r.param_bytes = -1;
         /* The kernel's symbol index. */
         int64_t symidx = -1;
         if (have_sym && symtab.entsize >= 24) {
@@ -138,6 +140,8 @@ int fmr_cubin_resources(const uint8_t *d, size_t len, fmr_kernel_resources *out,
                     if (attr == EIATTR_REGCOUNT) r.registers = (int)rd(v + 4, 4);
                     if (attr == EIATTR_FRAME_SIZE) r.frame_bytes = (int64_t)rd(v + 4, 4);
                 }
+                if (own_info && attr == EIATTR_CBANK_PARAM_SIZE && fmt == EIFMT_HVAL)
+                    r.param_bytes = (int64_t)rd(p + 2, 2);
                 if (own_info && attr == EIATTR_MAX_THREADS && fmt == EIFMT_SVAL && plen >= 12)
                     r.max_threads = (int64_t)(rd(v, 4) * rd(v + 4, 4) * rd(v + 8, 4));
                 p += 4 + plen;

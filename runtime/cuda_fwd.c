@@ -269,7 +269,7 @@ static fm_status get_kernel(fmr_gpu *g, const fmr_gpu_mask *m, const fmr_kernel_
     if (st == FM_OK) {
         st = cu_check(g->cu->ModuleGetFunction(&k.fn, k.module, FMR_FWD_KERNEL_NAME),
                       "cuModuleGetFunction", d);
-        int smem = 3 * FM_FWD_BLOCK_M * cfg->head_dim * 2;
+        int smem = FM_FWD_SMEM_BYTES(cfg->head_dim);
         /* Dynamic shared memory past 48 KiB (and, on some parts, any
            amount beside the static reservation) needs the opt-in. */
         if (st == FM_OK)
@@ -353,7 +353,7 @@ static fm_status prepare(fmr_gpu *g, const fmr_gpu_mask *m, const fmr_gpu_fwd_ar
 static fm_status launch(fmr_gpu *g, CUfunction fn, fm_fwd_params *p, const unsigned grid[3],
                         int64_t head_dim, fmd_diags *d) {
     void *args[] = {p};
-    unsigned smem = (unsigned)(3 * FM_FWD_BLOCK_M * head_dim * 2);
+    unsigned smem = (unsigned)FM_FWD_SMEM_BYTES(head_dim);
     return cu_check(g->cu->LaunchKernel(fn, grid[0], grid[1], grid[2], FM_FWD_THREADS, 1, 1, smem,
                                         NULL, args, NULL),
                     "cuLaunchKernel", d);

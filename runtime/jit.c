@@ -307,10 +307,15 @@ static bool config_ok(const fmr_kernel_config *cfg, fmd_diags *diags) {
 static int resolve_arch(const fmr_kernel_config *cfg, fmd_diags *diags) {
     int arch = cfg->arch ? fmr_jit_clamp_arch(cfg->arch) : fmr_jit_default_arch();
     if (arch < 80) {
-        fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
-                     "the CUDA kernel needs sm_80 or newer (mma.sync for bf16, cp.async); "
-                     "asked for sm_%d, which this NVRTC maps to %s%d",
-                     cfg->arch ? cfg->arch : 90, arch ? "sm_" : "nothing", arch);
+        int asked = cfg->arch ? cfg->arch : 90;
+        if (arch)
+            fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                         "the CUDA kernel needs sm_80 or newer (mma.sync for bf16, cp.async); asked "
+                         "for sm_%d, which this NVRTC can only target as sm_%d", asked, arch);
+        else
+            fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                         "the CUDA kernel needs sm_80 or newer (mma.sync for bf16, cp.async); asked "
+                         "for sm_%d, which is older than anything this NVRTC supports", asked);
         return 0;
     }
     return arch;

@@ -74,6 +74,7 @@ typedef struct fmr_kernel_resources {
     int64_t shared_bytes; /* static shared memory (.nv.shared.<name>) */
     int64_t frame_bytes;  /* local memory stack frame (spills live here) */
     int64_t max_threads;  /* from __launch_bounds__, 0 if none */
+    int64_t param_bytes;  /* size of the kernel's parameters, -1 if not recorded */
 } fmr_kernel_resources;
 
 /* Fills up to max entries; returns how many kernels the CUBIN holds, or

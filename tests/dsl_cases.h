@@ -228,13 +228,38 @@
      "x = 4;\n"
      "^\n"
      "hint: statements start with 'param', 'input', 'let' or 'mask'\n"),
+    BAD("input_without_dimensions", "input d[];\nmask m = kv < 4;\n",
+     "t.mask:1:9: error: expected a dimension, found ']'\n"
+     "input d[];\n"
+     "        ^\n"
+     "hint: a dimension is an integer, a param, Q_LEN, KV_LEN, BATCH or HEADS\n"),
+    BAD("param_default_not_literal", "param w = q;\nmask m = kv < w;\n",
+     "t.mask:1:11: error: expected an integer, found 'q'\n"
+     "param w = q;\n"
+     "          ^\n"),
+    BAD("extra_semicolon", "mask m = q < kv;;\n",
+     "t.mask:1:17: error: expected a statement, found ';'\n"
+     "mask m = q < kv;;\n"
+     "                ^\n"),
+    BAD("missing_call_argument", "mask m = min(q,) < 1;\n",
+     "t.mask:1:16: error: expected an expression, found ')'\n"
+     "mask m = min(q,) < 1;\n"
+     "               ^\n"),
+    BAD("crlf_line_endings", "param w = 4;\r\nmask m = q < w && kv;\r\n",
+     "t.mask:2:19: error: operand of '&&' must be bool, found int\n"
+     "mask m = q < w && kv;\n"
+     "                  ^^\n"),
+    BAD("tab_alignment", "mask m =\tq <\tzz;\n",
+     "t.mask:1:14: error: unknown name 'zz'\n"
+     "mask m =\tq <\tzz;\n"
+     "        \t   \t^^\n"),
     BAD("empty_file", "",
      "t.mask:1:1: error: empty file: no mask declared\n"
      "\n"
      "^\n"
      "hint: add one, e.g. 'mask causal = kv <= q;'\n"),
     BAD("comments_only", "# nothing here\n",
-     "t.mask:1:1: error: empty file: no mask declared\n"
+     "t.mask:1:1: error: no mask declared: the file has no statements\n"
      "# nothing here\n"
      "^\n"
      "hint: add one, e.g. 'mask causal = kv <= q;'\n"),

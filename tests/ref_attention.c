@@ -29,8 +29,8 @@ void ref_tensor_set(fm_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3
     }
 }
 
-bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, double *out,
-                   double *lse, int64_t *true_count) {
+bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, double *out, double *lse,
+                   int64_t *true_count) {
     int64_t B = bm->batch, H = bm->heads, Q = bm->q_len, KV = bm->kv_len;
     int64_t D = args->q.shape[3], group = H / args->k.shape[1];
     double scale = args->scale != 0.0f ? (double)args->scale : 1.0 / sqrt((double)D);
@@ -61,7 +61,8 @@ bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, doubl
                     if (s[kv] > mx) mx = s[kv];
                 }
                 double *o = out + ((b * H + h) * Q + q) * D;
-                for (int64_t d = 0; d < D; d++) o[d] = 0.0;
+                for (int64_t d = 0; d < D; d++)
+                    o[d] = 0.0;
                 double sum = 0.0;
                 if (mx == -INFINITY) { /* no true position: zero output, -inf lse */
                     lse[(b * H + h) * Q + q] = -INFINITY;
@@ -74,7 +75,8 @@ bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, doubl
                     for (int64_t d = 0; d < D; d++)
                         o[d] += p * ref_tensor_get(&args->v, b, h / group, kv, d);
                 }
-                for (int64_t d = 0; d < D; d++) o[d] /= sum;
+                for (int64_t d = 0; d < D; d++)
+                    o[d] /= sum;
                 lse[(b * H + h) * Q + q] = mx + log(sum);
             }
     free(regs);

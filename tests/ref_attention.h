@@ -22,7 +22,7 @@ void ref_tensor_set(fm_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3
  * no true position). When true_count is not NULL it receives the number of
  * true positions over every (b, h). Returns false when a point breaks a
  * safety rule. */
-bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, double *out,
-                   double *lse, int64_t *true_count);
+bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, double *out, double *lse,
+                   int64_t *true_count);
 
 #endif

@@ -1,11 +1,15 @@
 /* CPU attention (runtime/attention_cpu.c) against the float64 reference.
  *
- * The masks here are hand-lowered IR programs and the BlockMasks are built
- * by brute force in this file, so these tests check the attention runtime
- * alone, whatever the compiler's tile analysis does. Each property case
- * draws a mask, a shape (lengths that are not multiples of the blocks,
- * Q_LEN != KV_LEN), block sizes, a GQA ratio, a memory layout and dtypes,
- * then runs both kernel paths at 1, 2 and 3 threads. */
+ * Most masks here are hand-lowered IR programs with BlockMasks built by
+ * brute force in this file, so those tests check the attention runtime
+ * alone, whatever the compiler's tile analysis does; test_source_masks runs
+ * masks written as source through the parser, the lowering and the
+ * compiler's BlockMask builder. Each property case draws a mask, a shape
+ * (lengths that are not multiples of the blocks, Q_LEN != KV_LEN), block
+ * sizes, a GQA ratio, a memory layout and dtypes, then runs both kernel
+ * paths at 1, 2 and 3 threads: results must match the reference, be
+ * bit-identical across thread counts, and the mask must have been
+ * evaluated exactly at the positions of partial tiles. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -16,310 +20,12 @@
 #include "compiler/eval.h"
 #include "compiler/ir.h"
 #include "dsl/ast.h"
+#include "attention_fixtures.h"
 #include "ref_attention.h"
 #include "runtime/attention_convert.h"
 #include "runtime/attention_cpu.h"
 #include "runtime/npy.h"
 #include "testutil.h"
-
-/* ---- hand-lowered programs ---- */
-
-static const int op_nargs[] = {
-#define X(name, nargs, unsafe) nargs,
-    FMC_OPS(X)
-#undef X
-};
-
-typedef struct pb {
-    fmc_insn ins[48];
-    int n;
-} pb;
-
-static int emit(pb *b, fmc_op op, fmd_type type, int guard, int64_t imm, int a0, int a1, int a2) {
-    fmc_insn *i = &b->ins[b->n];
-    memset(i, 0, sizeof *i);
-    i->op = (uint8_t)op;
-    i->type = (uint8_t)type;
-    i->nargs = (uint8_t)(op_nargs[op] < 0 ? 1 : op_nargs[op]);
-    i->guard = guard;
-    i->imm = imm;
-    i->args[0] = a0;
-    i->args[1] = a1;
-    i->args[2] = a2;
-    return b->n++;
-}
-
-#define I FMD_TYPE_INT
-#define Bo FMD_TYPE_BOOL
-#define VAR(v) emit(&b, FMC_OP_VAR, I, -1, FMD_VAR_##v, 0, 0, 0)
-#define CST(t, x) emit(&b, FMC_OP_CONST, t, -1, x, 0, 0, 0)
-#define OP2(op, t, g, x, y) emit(&b, FMC_OP_##op, t, g, 0, x, y, 0)
-
-enum {
-    M_CAUSAL,    /* kv <= q */
-    M_SLIDING,   /* kv <= q && q - kv < window (param) */
-    M_DOCUMENT,  /* qdoc[q] == kvdoc[kv] (two inputs) */
-    M_SPARSE_Q,  /* q % 3 != 0 && kv <= q: every third row is empty */
-    M_PER_HEAD,  /* h % 2 == 0 ? kv <= q : kv + 4 >= q */
-    M_SCATTER,   /* (7q + 13kv + b) % 5 < 2: reads b, mostly partial tiles */
-    M_FULL,      /* true */
-    M_NONE,      /* false: every row empty */
-    M_STRICT,    /* kv < q: row 0 empty */
-    M_PADDING,   /* kv < 50: keys past 50 are padding */
-    M_COUNT
-};
-
-static const char *const mask_names[M_COUNT] = {"causal",   "sliding", "document", "sparse_q",
-                                                "per_head", "scatter", "full",     "none",
-                                                "strict",   "padding"};
-
-typedef struct test_mask {
-    fmc_program prog;
-    fmc_input_info inputs[2];
-    fmc_param_info params[1];
-    int64_t param_values[1];
-    const int32_t *input_ptrs[2];
-    int64_t input_dims[2][FMD_MAX_RANK];
-    int32_t *docs[2];
-    fmc_env env;
-    pb b;
-} test_mask;
-
-static void make_mask(test_mask *t, int kind, int64_t B, int64_t H, int64_t Q, int64_t KV,
-                      tu_rng *rng) {
-    memset(t, 0, sizeof *t);
-    pb b;
-    b.n = 0;
-    int r = -1;
-    switch (kind) {
-    case M_CAUSAL: r = OP2(LE, Bo, -1, VAR(KV), VAR(Q)); break;
-    case M_SLIDING: {
-        int q = VAR(Q), kv = VAR(KV);
-        int le = OP2(LE, Bo, -1, kv, q);
-        int diff = OP2(SUB, I, le, q, kv);
-        int w = emit(&b, FMC_OP_PARAM, I, -1, 0, 0, 0, 0);
-        r = OP2(AND, Bo, -1, le, OP2(LT, Bo, -1, diff, w));
-        t->prog.nparams = 1;
-        t->param_values[0] = tu_rng_range(rng, 1, 40);
-        break;
-    }
-    case M_DOCUMENT: {
-        int a = emit(&b, FMC_OP_LOAD, I, -1, 0, VAR(Q), 0, 0);
-        int c = emit(&b, FMC_OP_LOAD, I, -1, 1, VAR(KV), 0, 0);
-        r = OP2(EQ, Bo, -1, a, c);
-        t->prog.ninputs = 2;
-        /* Contiguous runs of ids, as packed sequences have. */
-        int64_t lens[2] = {Q, KV};
-        for (int k = 0; k < 2; k++) {
-            t->docs[k] = malloc((size_t)lens[k] * sizeof(int32_t));
-            int32_t id = 0;
-            for (int64_t i = 0; i < lens[k]; i++) {
-                if (i > 0 && tu_rng_range(rng, 0, 15) == 0) id++;
-                t->docs[k][i] = id;
-            }
-            t->input_ptrs[k] = t->docs[k];
-            t->input_dims[k][0] = lens[k];
-            t->inputs[k].rank = 1;
-            t->inputs[k].dims[0].kind = FMD_DIM_SHAPE;
-            t->inputs[k].dims[0].value = k == 0 ? FMD_VAR_Q_LEN : FMD_VAR_KV_LEN;
-        }
-        break;
-    }
-    case M_SPARSE_Q: {
-        int q = VAR(Q);
-        int mod = OP2(MOD, I, -1, q, CST(I, 3));
-        int ne = OP2(NE, Bo, -1, mod, CST(I, 0));
-        r = OP2(AND, Bo, -1, ne, OP2(LE, Bo, -1, VAR(KV), q));
-        break;
-    }
-    case M_PER_HEAD: {
-        int q = VAR(Q), kv = VAR(KV);
-        int even = OP2(EQ, Bo, -1, OP2(MOD, I, -1, VAR(H), CST(I, 2)), CST(I, 0));
-        int odd = emit(&b, FMC_OP_NOT, Bo, -1, 0, even, 0, 0);
-        int sum = OP2(ADD, I, odd, kv, CST(I, 4));
-        r = emit(&b, FMC_OP_SELECT, Bo, -1, 0, even, OP2(LE, Bo, -1, kv, q),
-                 OP2(LE, Bo, -1, q, sum));
-        t->prog.reads_heads = true;
-        break;
-    }
-    case M_SCATTER: {
-        int a = OP2(MUL, I, -1, VAR(Q), CST(I, 7));
-        int c = OP2(MUL, I, -1, VAR(KV), CST(I, 13));
-        int s = OP2(ADD, I, -1, OP2(ADD, I, -1, a, c), VAR(B));
-        r = OP2(LT, Bo, -1, OP2(MOD, I, -1, s, CST(I, 5)), CST(I, 2));
-        t->prog.reads_batch = true;
-        break;
-    }
-    case M_FULL: r = CST(Bo, 1); break;
-    case M_NONE: r = CST(Bo, 0); break;
-    case M_STRICT: r = OP2(LT, Bo, -1, VAR(KV), VAR(Q)); break;
-    case M_PADDING: r = OP2(LT, Bo, -1, VAR(KV), CST(I, 50)); break;
-    }
-    t->b = b;
-    t->prog.mask_name = (char *)mask_names[kind];
-    t->prog.insns = t->b.ins;
-    t->prog.count = (size_t)t->b.n;
-    t->prog.result = r;
-    t->prog.params = t->params;
-    t->prog.inputs = t->inputs;
-    t->env.batch = B;
-    t->env.heads = H;
-    t->env.q_len = Q;
-    t->env.kv_len = KV;
-    t->env.params = t->param_values;
-    t->env.inputs = t->input_ptrs;
-    t->env.input_dims = (const int64_t(*)[FMD_MAX_RANK])t->input_dims;
-}
-
-static void free_mask(test_mask *t) {
-    free(t->docs[0]);
-    free(t->docs[1]);
-}
-
-/* ---- a brute-force BlockMask ---- */
-
-static fmc_blockmask *build_bm(const test_mask *t, int64_t bq, int64_t bkv) {
-    fmc_blockmask *m = calloc(1, sizeof *m);
-    m->batch = t->env.batch;
-    m->heads = t->env.heads;
-    m->q_len = t->env.q_len;
-    m->kv_len = t->env.kv_len;
-    m->block_q = bq;
-    m->block_kv = bkv;
-    m->nqb = (m->q_len + bq - 1) / bq;
-    m->nkvb = (m->kv_len + bkv - 1) / bkv;
-    m->bcast_batch = !t->prog.reads_batch;
-    m->bcast_heads = !t->prog.reads_heads;
-    m->stored_batch = m->bcast_batch ? 1 : m->batch;
-    m->stored_heads = m->bcast_heads ? 1 : m->heads;
-    int64_t rows = m->stored_batch * m->stored_heads * m->nqb;
-    m->full.off = calloc((size_t)rows + 1, sizeof(int64_t));
-    m->partial.off = calloc((size_t)rows + 1, sizeof(int64_t));
-    m->full.idx = calloc((size_t)(rows * m->nkvb) + 1, sizeof(int32_t));
-    m->partial.idx = calloc((size_t)(rows * m->nkvb) + 1, sizeof(int32_t));
-    m->program = &t->prog;
-    m->env = t->env;
-    int64_t *regs = malloc((t->prog.count + 1) * sizeof *regs);
-    int64_t nf = 0, np = 0;
-    int64_t mult = (m->bcast_batch ? m->batch : 1) * (m->bcast_heads ? m->heads : 1);
-    for (int64_t sb = 0; sb < m->stored_batch; sb++)
-        for (int64_t sh = 0; sh < m->stored_heads; sh++)
-            for (int64_t qb = 0; qb < m->nqb; qb++) {
-                int64_t r = fmc_bm_row(m, sb, sh, qb);
-                for (int64_t kb = 0; kb < m->nkvb; kb++) {
-                    bool any_t = false, any_f = false;
-                    int64_t q1 = (qb + 1) * bq, k1 = (kb + 1) * bkv;
-                    bool clipped = q1 > m->q_len || k1 > m->kv_len;
-                    for (int64_t q = qb * bq; q < q1 && q < m->q_len; q++)
-                        for (int64_t kv = kb * bkv; kv < k1 && kv < m->kv_len; kv++) {
-                            bool v = false;
-                            fmc_violation viol;
-                            assert_true(
-                                fmc_eval_point(&t->prog, &t->env, sb, sh, q, kv, regs, &v, &viol));
-                            if (v) any_t = true; else any_f = true;
-                        }
-                    if (!any_t) {
-                        m->stats.empty += mult;
-                    } else if (any_f || clipped) {
-                        m->partial.idx[np++] = (int32_t)kb;
-                        m->stats.partial += mult;
-                    } else {
-                        m->full.idx[nf++] = (int32_t)kb;
-                        m->stats.full += mult;
-                    }
-                }
-                m->full.off[r + 1] = nf;
-                m->partial.off[r + 1] = np;
-            }
-    free(regs);
-    return m;
-}
-
-static void free_bm(fmc_blockmask *m) {
-    free(m->full.off);
-    free(m->full.idx);
-    free(m->partial.off);
-    free(m->partial.idx);
-    free(m);
-}
-
-/* Positions inside partial tiles over every (b, h): what the runtime must
- * evaluate, no more and no less. */
-static int64_t partial_positions(const fmc_blockmask *m) {
-    int64_t total = 0;
-    for (int64_t b = 0; b < m->batch; b++)
-        for (int64_t h = 0; h < m->heads; h++)
-            for (int64_t qb = 0; qb < m->nqb; qb++) {
-                int64_t r = fmc_bm_row(m, b, h, qb);
-                int64_t rows = m->q_len - qb * m->block_q;
-                if (rows > m->block_q) rows = m->block_q;
-                for (int64_t i = m->partial.off[r]; i < m->partial.off[r + 1]; i++) {
-                    int64_t cols = m->kv_len - m->partial.idx[i] * m->block_kv;
-                    if (cols > m->block_kv) cols = m->block_kv;
-                    total += rows * cols;
-                }
-            }
-    return total;
-}
-
-/* ---- tensors ---- */
-
-enum { L_BHSD, L_BSHD, L_PADDED, L_DSTRIDE2, L_COUNT };
-
-static size_t dsize(fm_dtype t) { return t == FM_FLOAT32 ? 4 : 2; }
-
-/* A [d0, d1, d2, d3] tensor in one of the layouts (zero-filled memory, so
- * gaps hold zeros). */
-static fm_tensor make_tensor(fm_dtype dt, int layout, int64_t d0, int64_t d1, int64_t d2,
-                             int64_t d3) {
-    fm_tensor t;
-    memset(&t, 0, sizeof t);
-    t.dtype = dt;
-    t.shape[0] = d0;
-    t.shape[1] = d1;
-    t.shape[2] = d2;
-    t.shape[3] = d3;
-    int64_t total;
-    switch (layout) {
-    case L_BSHD: /* memory [B, S, H, D] */
-        t.strides[3] = 1;
-        t.strides[1] = d3;
-        t.strides[2] = d1 * d3;
-        t.strides[0] = d2 * d1 * d3;
-        total = d0 * d1 * d2 * d3;
-        break;
-    case L_PADDED: /* rows of D + 5 elements */
-        t.strides[3] = 1;
-        t.strides[2] = d3 + 5;
-        t.strides[1] = d2 * (d3 + 5);
-        t.strides[0] = d1 * d2 * (d3 + 5);
-        total = d0 * t.strides[0];
-        break;
-    case L_DSTRIDE2: /* every other element along D */
-        t.strides[3] = 2;
-        t.strides[2] = 2 * d3;
-        t.strides[1] = d2 * 2 * d3;
-        t.strides[0] = d1 * d2 * 2 * d3;
-        total = d0 * t.strides[0];
-        break;
-    default:
-        t = fm_tensor_contiguous(NULL, dt, d0, d1, d2, d3);
-        total = d0 * d1 * d2 * d3;
-        break;
-    }
-    t.data = calloc((size_t)total + 1, dsize(dt));
-    return t;
-}
-
-static void fill_random(fm_tensor *t, tu_rng *rng, double amp) {
-    for (int64_t a = 0; a < t->shape[0]; a++)
-        for (int64_t b = 0; b < t->shape[1]; b++)
-            for (int64_t c = 0; c < t->shape[2]; c++)
-                for (int64_t d = 0; d < t->shape[3]; d++) {
-                    double u = (double)(tu_rng_next(rng) >> 11) * 0x1p-53;
-                    ref_tensor_set(t, a, b, c, d, amp * (2.0 * u - 1.0));
-                }
-}
 
 /* ---- one property case ---- */
 
@@ -336,15 +42,15 @@ static const fm_dtype all_dtypes[3] = {FM_FLOAT32, FM_FLOAT16, FM_BFLOAT16};
 static case_spec random_spec(tu_rng *rng) {
     case_spec s;
     memset(&s, 0, sizeof s);
-    s.kind = (int)tu_rng_range(rng, 0, M_COUNT - 1);
-    s.layout = (int)tu_rng_range(rng, 0, L_COUNT - 1);
+    s.kind = (int)tu_rng_range(rng, 0, AF_M_COUNT - 1);
+    s.layout = (int)tu_rng_range(rng, 0, AF_L_COUNT - 1);
     s.B = tu_rng_range(rng, 1, 2);
     static const int64_t kvh[] = {1, 2, 3};
     s.KVH = kvh[tu_rng_range(rng, 0, 2)];
     s.H = s.KVH * tu_rng_range(rng, 1, 3);
     s.Q = tu_rng_range(rng, 1, 130);
     s.KV = tu_rng_range(rng, 1, 130);
-    if (s.kind == M_CAUSAL && tu_rng_range(rng, 0, 1)) s.KV = s.Q; /* the usual square case */
+    if (s.kind == AF_M_CAUSAL && tu_rng_range(rng, 0, 1)) s.KV = s.Q; /* the usual square case */
     static const int64_t dims[] = {1, 3, 8, 16, 17, 32, 40, 64, 96, 128};
     s.D = dims[tu_rng_range(rng, 0, 9)];
     s.bq = tu_rng_range(rng, 1, 40);
@@ -370,22 +76,22 @@ typedef struct run_out {
 static void check_bm(const fmc_blockmask *bm, const case_spec *s, tu_rng *rng) {
     fm_attention_args a;
     memset(&a, 0, sizeof a);
-    a.q = make_tensor(s->dq, s->layout, s->B, s->H, s->Q, s->D);
-    a.k = make_tensor(s->dk, s->layout, s->B, s->KVH, s->KV, s->D);
-    a.v = make_tensor(s->dv, s->layout, s->B, s->KVH, s->KV, s->D);
-    fill_random(&a.q, rng, s->amp);
-    fill_random(&a.k, rng, s->amp);
-    fill_random(&a.v, rng, 1.0);
+    a.q = af_make_tensor(s->dq, s->layout, s->B, s->H, s->Q, s->D);
+    a.k = af_make_tensor(s->dk, s->layout, s->B, s->KVH, s->KV, s->D);
+    a.v = af_make_tensor(s->dv, s->layout, s->B, s->KVH, s->KV, s->D);
+    af_fill_random(&a.q, rng, s->amp);
+    af_fill_random(&a.k, rng, s->amp);
+    af_fill_random(&a.v, rng, 1.0);
     a.scale = s->scale;
 
     size_t nout = (size_t)(s->B * s->H * s->Q * s->D), nrow = (size_t)(s->B * s->H * s->Q);
     double *ref = malloc(nout * sizeof *ref), *ref_lse = malloc(nrow * sizeof *ref_lse);
     assert_true(ref_attention(bm, &a, ref, ref_lse, NULL));
 
-    bool f32 = s->dq == FM_FLOAT32 && s->dk == FM_FLOAT32 && s->dv == FM_FLOAT32 &&
-               s->dout == FM_FLOAT32;
+    bool f32 =
+        s->dq == FM_FLOAT32 && s->dk == FM_FLOAT32 && s->dv == FM_FLOAT32 && s->dout == FM_FLOAT32;
     double tol = f32 ? 1e-5 : 1e-2;
-    int64_t expect_evals = partial_positions(bm);
+    int64_t expect_evals = af_partial_positions(bm);
 
     fmr_isa isas[2] = {FMR_ISA_PORTABLE, FMR_ISA_AVX2};
     int nisa = fmr_cpu_has_avx2() ? 2 : 1;
@@ -393,7 +99,7 @@ static void check_bm(const fmc_blockmask *bm, const case_spec *s, tu_rng *rng) {
         run_out runs[3];
         for (int ti = 0; ti < 3; ti++) {
             run_out *ro = &runs[ti];
-            ro->out = make_tensor(s->dout, s->layout, s->B, s->H, s->Q, s->D);
+            ro->out = af_make_tensor(s->dout, s->layout, s->B, s->H, s->Q, s->D);
             ro->lse = malloc(nrow * sizeof(float));
             a.out = ro->out;
             a.lse = ro->lse;
@@ -437,9 +143,8 @@ static void check_bm(const fmc_blockmask *bm, const case_spec *s, tu_rng *rng) {
                     }
                     assert_true(isfinite(lse));
                     if (fabs(lse - ref_lse[row]) > tol * fmax(1.0, fabs(ref_lse[row]))) {
-                        fail_msg("lse mismatch at b=%lld h=%lld q=%lld: %.9g vs %.9g",
-                                 (long long)b, (long long)h, (long long)q, (double)lse,
-                                 ref_lse[row]);
+                        fail_msg("lse mismatch at b=%lld h=%lld q=%lld: %.9g vs %.9g", (long long)b,
+                                 (long long)h, (long long)q, (double)lse, ref_lse[row]);
                     }
                     for (int64_t d = 0; d < s->D; d++) {
                         double x = ref_tensor_get(out, b, h, q, d), r = ref[row * s->D + d];
@@ -471,12 +176,12 @@ static void check_bm(const fmc_blockmask *bm, const case_spec *s, tu_rng *rng) {
 }
 
 static void check_case(const case_spec *s, tu_rng *rng) {
-    test_mask tm;
-    make_mask(&tm, s->kind, s->B, s->H, s->Q, s->KV, rng);
-    fmc_blockmask *bm = build_bm(&tm, s->bq, s->bkv);
+    af_mask tm;
+    af_make_mask(&tm, s->kind, s->B, s->H, s->Q, s->KV, rng);
+    fmc_blockmask *bm = af_build_bm(&tm, s->bq, s->bkv);
     check_bm(bm, s, rng);
-    free_bm(bm);
-    free_mask(&tm);
+    af_free_bm(bm);
+    af_free_mask(&tm);
 }
 
 static int scaled(int normal, int reduced) {
@@ -500,16 +205,16 @@ static void test_random_cases(void **state) {
 static void test_each_mask(void **state) {
     (void)state;
     tu_rng rng = {42};
-    for (int kind = 0; kind < M_COUNT; kind++) {
+    for (int kind = 0; kind < AF_M_COUNT; kind++) {
         case_spec s;
         memset(&s, 0, sizeof s);
         s.kind = kind;
-        s.layout = L_BSHD;
+        s.layout = AF_L_BSHD;
         s.B = 2;
         s.H = 4;
         s.KVH = 2;
         s.Q = 77;
-        s.KV = kind == M_CAUSAL ? 77 : 93;
+        s.KV = kind == AF_M_CAUSAL ? 77 : 93;
         s.D = 32;
         s.bq = 16;
         s.bkv = 24;
@@ -527,8 +232,8 @@ static void test_dtypes(void **state) {
         for (int o = 0; o < 2; o++) {
             case_spec s;
             memset(&s, 0, sizeof s);
-            s.kind = M_SLIDING;
-            s.layout = L_BHSD;
+            s.kind = AF_M_SLIDING;
+            s.layout = AF_L_BHSD;
             s.B = 1;
             s.H = 2;
             s.KVH = 1;
@@ -549,19 +254,19 @@ static void test_dtypes(void **state) {
 static void test_thread_determinism(void **state) {
     (void)state;
     tu_rng rng = {99};
-    test_mask tm;
+    af_mask tm;
     int64_t B = 1, H = 4, Q = 300, KV = 300, D = 48;
-    make_mask(&tm, M_SLIDING, B, H, Q, KV, &rng);
+    af_make_mask(&tm, AF_M_SLIDING, B, H, Q, KV, &rng);
     tm.param_values[0] = 70;
-    fmc_blockmask *bm = build_bm(&tm, 16, 32);
+    fmc_blockmask *bm = af_build_bm(&tm, 16, 32);
     fm_attention_args a;
     memset(&a, 0, sizeof a);
-    a.q = make_tensor(FM_FLOAT32, L_BHSD, B, H, Q, D);
-    a.k = make_tensor(FM_FLOAT32, L_BHSD, B, 2, KV, D);
-    a.v = make_tensor(FM_FLOAT32, L_BHSD, B, 2, KV, D);
-    fill_random(&a.q, &rng, 2.0);
-    fill_random(&a.k, &rng, 2.0);
-    fill_random(&a.v, &rng, 1.0);
+    a.q = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, H, Q, D);
+    a.k = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, 2, KV, D);
+    a.v = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, 2, KV, D);
+    af_fill_random(&a.q, &rng, 2.0);
+    af_fill_random(&a.k, &rng, 2.0);
+    af_fill_random(&a.v, &rng, 1.0);
     size_t n = (size_t)(B * H * Q * D), nrow = (size_t)(B * H * Q);
     float *first = malloc(n * sizeof(float)), *first_lse = malloc(nrow * sizeof(float));
     float *out = malloc(n * sizeof(float)), *lse = malloc(nrow * sizeof(float));
@@ -589,8 +294,8 @@ static void test_thread_determinism(void **state) {
     free(a.q.data);
     free(a.k.data);
     free(a.v.data);
-    free_bm(bm);
-    free_mask(&tm);
+    af_free_bm(bm);
+    af_free_mask(&tm);
 }
 
 /* Keys and values at masked positions may hold anything, inf and NaN
@@ -599,18 +304,18 @@ static void test_nonfinite_masked_values(void **state) {
     (void)state;
     tu_rng rng = {31};
     const int64_t B = 1, H = 2, Q = 40, KV = 70, D = 32;
-    test_mask tm;
-    make_mask(&tm, M_PADDING, B, H, Q, KV, &rng);
-    fmc_blockmask *bm = build_bm(&tm, 16, 16); /* kv tile 48..63 is partial */
+    af_mask tm;
+    af_make_mask(&tm, AF_M_PADDING, B, H, Q, KV, &rng);
+    fmc_blockmask *bm = af_build_bm(&tm, 16, 16); /* kv tile 48..63 is partial */
     assert_true(bm->stats.partial > 0);
     fm_attention_args a;
     memset(&a, 0, sizeof a);
-    a.q = make_tensor(FM_FLOAT32, L_BHSD, B, H, Q, D);
-    a.k = make_tensor(FM_FLOAT32, L_BHSD, B, H, KV, D);
-    a.v = make_tensor(FM_FLOAT32, L_BHSD, B, H, KV, D);
-    fill_random(&a.q, &rng, 1.0);
-    fill_random(&a.k, &rng, 1.0);
-    fill_random(&a.v, &rng, 1.0);
+    a.q = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, H, Q, D);
+    a.k = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, H, KV, D);
+    a.v = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, H, KV, D);
+    af_fill_random(&a.q, &rng, 1.0);
+    af_fill_random(&a.k, &rng, 1.0);
+    af_fill_random(&a.v, &rng, 1.0);
     for (int64_t h = 0; h < H; h++)
         for (int64_t kv = 50; kv < KV; kv++)
             for (int64_t d = 0; d < D; d++) {
@@ -630,7 +335,8 @@ static void test_nonfinite_masked_values(void **state) {
             assert_true(isfinite(out[i]));
             assert_true(fabs(out[i] - ref[i]) < 1e-5);
         }
-        for (size_t i = 0; i < nrow; i++) assert_true(fabs(lse[i] - ref_lse[i]) < 1e-5);
+        for (size_t i = 0; i < nrow; i++)
+            assert_true(fabs(lse[i] - ref_lse[i]) < 1e-5);
     }
     free(ref);
     free(ref_lse);
@@ -638,8 +344,8 @@ static void test_nonfinite_masked_values(void **state) {
     free(a.q.data);
     free(a.k.data);
     free(a.v.data);
-    free_bm(bm);
-    free_mask(&tm);
+    af_free_bm(bm);
+    af_free_mask(&tm);
 }
 
 /* FLEXMASK_CPU_ISA=portable makes the default entry point run the portable
@@ -647,17 +353,17 @@ static void test_nonfinite_masked_values(void **state) {
 static void test_isa_switch(void **state) {
     (void)state;
     tu_rng rng = {5};
-    test_mask tm;
-    make_mask(&tm, M_CAUSAL, 1, 1, 50, 50, &rng);
-    fmc_blockmask *bm = build_bm(&tm, 16, 16);
+    af_mask tm;
+    af_make_mask(&tm, AF_M_CAUSAL, 1, 1, 50, 50, &rng);
+    fmc_blockmask *bm = af_build_bm(&tm, 16, 16);
     fm_attention_args a;
     memset(&a, 0, sizeof a);
-    a.q = make_tensor(FM_FLOAT32, L_BHSD, 1, 1, 50, 16);
-    a.k = make_tensor(FM_FLOAT32, L_BHSD, 1, 1, 50, 16);
-    a.v = make_tensor(FM_FLOAT32, L_BHSD, 1, 1, 50, 16);
-    fill_random(&a.q, &rng, 3.0);
-    fill_random(&a.k, &rng, 3.0);
-    fill_random(&a.v, &rng, 1.0);
+    a.q = af_make_tensor(FM_FLOAT32, AF_L_BHSD, 1, 1, 50, 16);
+    a.k = af_make_tensor(FM_FLOAT32, AF_L_BHSD, 1, 1, 50, 16);
+    a.v = af_make_tensor(FM_FLOAT32, AF_L_BHSD, 1, 1, 50, 16);
+    af_fill_random(&a.q, &rng, 3.0);
+    af_fill_random(&a.k, &rng, 3.0);
+    af_fill_random(&a.v, &rng, 1.0);
     float x[800], y[800];
     a.out = fm_tensor_contiguous(x, FM_FLOAT32, 1, 1, 50, 16);
     assert_int_equal(fmr_attention_cpu_isa(bm, &a, FMR_ISA_PORTABLE, NULL, NULL), FM_OK);
@@ -676,13 +382,14 @@ static void test_isa_switch(void **state) {
     if (fmr_cpu_has_avx2()) {
         /* The two paths round differently, but agree closely. */
         assert_int_equal(fmr_attention_cpu_isa(bm, &a, FMR_ISA_AVX2, NULL, NULL), FM_OK);
-        for (int i = 0; i < 800; i++) assert_true(fabsf(x[i] - y[i]) < 1e-5f);
+        for (int i = 0; i < 800; i++)
+            assert_true(fabsf(x[i] - y[i]) < 1e-5f);
     }
     free(a.q.data);
     free(a.k.data);
     free(a.v.data);
-    free_bm(bm);
-    free_mask(&tm);
+    af_free_bm(bm);
+    af_free_mask(&tm);
 }
 
 /* ---- masks written as source, through the compiler ---- */
@@ -722,7 +429,7 @@ static void check_source(const source_case *sc, tu_rng *rng, int64_t bq, int64_t
 
     case_spec s;
     memset(&s, 0, sizeof s);
-    s.layout = (int)tu_rng_range(rng, 0, L_COUNT - 1);
+    s.layout = (int)tu_rng_range(rng, 0, AF_L_COUNT - 1);
     s.B = 2;
     s.KVH = 2;
     s.H = 4;
@@ -735,7 +442,8 @@ static void check_source(const source_case *sc, tu_rng *rng, int64_t bq, int64_t
     s.amp = 2.0;
 
     int64_t params[4];
-    for (size_t i = 0; i < prog->nparams; i++) params[i] = prog->params[i].default_value;
+    for (size_t i = 0; i < prog->nparams; i++)
+        params[i] = prog->params[i].default_value;
     int32_t *doc = malloc((size_t)s.KV * sizeof *doc);
     int32_t id = 0;
     for (int64_t i = 0; i < s.KV; i++) {
@@ -799,23 +507,24 @@ static void test_fmc_attend(void **state) {
     (void)state;
     tu_rng rng = {11};
     const int64_t B = 1, H = 4, KVH = 2, S = 45, D = 24;
-    test_mask tm;
-    make_mask(&tm, M_CAUSAL, B, H, S, S, &rng);
-    fmc_blockmask *bm = build_bm(&tm, 128, 128);
+    af_mask tm;
+    af_make_mask(&tm, AF_M_CAUSAL, B, H, S, S, &rng);
+    fmc_blockmask *bm = af_build_bm(&tm, 128, 128);
     for (int half = 0; half < 2; half++) {
         fm_dtype dt = half ? FM_FLOAT16 : FM_FLOAT32;
         fmr_npy_dtype nd = half ? FMR_NPY_FLOAT16 : FMR_NPY_FLOAT32;
         fm_attention_args a;
         memset(&a, 0, sizeof a);
-        a.q = make_tensor(dt, L_BHSD, B, H, S, D);
-        a.k = make_tensor(dt, L_BHSD, B, KVH, S, D);
-        a.v = make_tensor(dt, L_BHSD, B, KVH, S, D);
-        fill_random(&a.q, &rng, 2.0);
-        fill_random(&a.k, &rng, 2.0);
-        fill_random(&a.v, &rng, 1.0);
+        a.q = af_make_tensor(dt, AF_L_BHSD, B, H, S, D);
+        a.k = af_make_tensor(dt, AF_L_BHSD, B, KVH, S, D);
+        a.v = af_make_tensor(dt, AF_L_BHSD, B, KVH, S, D);
+        af_fill_random(&a.q, &rng, 2.0);
+        af_fill_random(&a.k, &rng, 2.0);
+        af_fill_random(&a.v, &rng, 1.0);
         char *paths[5];
         const char *names[5] = {"q.npy", "k.npy", "v.npy", "out.npy", "lse.npy"};
-        for (int i = 0; i < 5; i++) paths[i] = temp_path(names[i]);
+        for (int i = 0; i < 5; i++)
+            paths[i] = temp_path(names[i]);
         const fm_tensor *ts[3] = {&a.q, &a.k, &a.v};
         for (int i = 0; i < 3; i++)
             assert_int_equal(fmr_npy_save(paths[i], nd, 4, ts[i]->shape, ts[i]->data, NULL), FM_OK);
@@ -827,7 +536,8 @@ static void test_fmc_attend(void **state) {
         free(err);
 
         size_t nrow = (size_t)(B * H * S);
-        double *ref = malloc(nrow * (size_t)D * sizeof *ref), *ref_lse = malloc(nrow * sizeof *ref_lse);
+        double *ref = malloc(nrow * (size_t)D * sizeof *ref),
+               *ref_lse = malloc(nrow * sizeof *ref_lse);
         assert_true(ref_attention(bm, &a, ref, ref_lse, NULL));
         fmr_npy out, lse;
         assert_int_equal(fmr_npy_load(paths[3], &out, NULL), FM_OK);
@@ -849,8 +559,8 @@ static void test_fmc_attend(void **state) {
         fmr_npy_free(&lse);
 
         if (!half) {
-            /* auto runs on the CPU here and says why; cuda is refused with
-             * the reason when this fmc has no GPU path. */
+            /* auto says which device ran; cuda without a usable GPU is
+             * refused with the reason. */
             snprintf(args, sizeof args, "--q '%s' --k '%s' --v '%s' --out '%s' --device auto",
                      paths[0], paths[1], paths[2], paths[3]);
             err = NULL;
@@ -862,7 +572,8 @@ static void test_fmc_attend(void **state) {
                      paths[0], paths[1], paths[2], paths[3]);
             err = NULL;
             rc = run_attend(args, &err);
-            if (rc != 0) {
+            char why[256];
+            if (!fm_cuda_available(why, sizeof why)) {
                 assert_int_equal(rc, 1);
                 assert_non_null(strstr(err, "GPU path is unavailable"));
             }
@@ -874,8 +585,8 @@ static void test_fmc_attend(void **state) {
             assert_int_equal(run_attend(args, &err), 1);
             assert_non_null(strstr(err, "--q-len 44 disagrees"));
             free(err);
-            snprintf(args, sizeof args, "--q '%s' --k '%s' --v '%s' --out '%s'", paths[0],
-                     paths[0], paths[2], paths[3]);
+            snprintf(args, sizeof args, "--q '%s' --k '%s' --v '%s' --out '%s'", paths[0], paths[0],
+                     paths[2], paths[3]);
             err = NULL;
             assert_int_equal(run_attend(args, &err), 1);
             free(err);
@@ -899,14 +610,14 @@ static void test_fmc_attend(void **state) {
         free(a.k.data);
         free(a.v.data);
     }
-    free_bm(bm);
-    free_mask(&tm);
+    af_free_bm(bm);
+    af_free_mask(&tm);
 }
 
 /* ---- argument checks ---- */
 
 typedef struct bad_fixture {
-    test_mask tm;
+    af_mask tm;
     fmc_blockmask *bm;
     fm_attention_args a;
     float q[2 * 4 * 20 * 8], k[2 * 2 * 30 * 8], v[2 * 2 * 30 * 8], out[2 * 4 * 20 * 8];
@@ -916,8 +627,8 @@ typedef struct bad_fixture {
 static void bad_setup(bad_fixture *f) {
     tu_rng rng = {1};
     memset(f, 0, sizeof *f);
-    make_mask(&f->tm, M_CAUSAL, 2, 4, 20, 30, &rng);
-    f->bm = build_bm(&f->tm, 8, 8);
+    af_make_mask(&f->tm, AF_M_CAUSAL, 2, 4, 20, 30, &rng);
+    f->bm = af_build_bm(&f->tm, 8, 8);
     f->a.q = fm_tensor_contiguous(f->q, FM_FLOAT32, 2, 4, 20, 8);
     f->a.k = fm_tensor_contiguous(f->k, FM_FLOAT32, 2, 2, 30, 8);
     f->a.v = fm_tensor_contiguous(f->v, FM_FLOAT32, 2, 2, 30, 8);
@@ -994,8 +705,8 @@ static void test_bad_arguments(void **state) {
     assert_int_equal(fmr_attention_cpu(NULL, &f->a, NULL, NULL), FM_ERR_INVALID_ARGUMENT);
     assert_int_equal(fmr_attention_cpu(f->bm, NULL, NULL, NULL), FM_ERR_INVALID_ARGUMENT);
     assert_int_equal(fmr_attention_cpu(f->bm, &f->a, NULL, NULL), FM_OK);
-    free_bm(f->bm);
-    free_mask(&f->tm);
+    af_free_bm(f->bm);
+    af_free_mask(&f->tm);
     free(f);
 }
 
@@ -1027,7 +738,7 @@ static void test_f16_conversion(void **state) {
     assert_int_equal(fmr_f32_to_f16(65520.0f), 0x7c00u);
     assert_int_equal(fmr_f32_to_f16(1e30f), 0x7c00u);
     assert_int_equal(fmr_f32_to_f16(-INFINITY), 0xfc00u);
-    assert_int_equal(fmr_f32_to_f16(0x1p-25f), 0u);            /* ties to even: 0 */
+    assert_int_equal(fmr_f32_to_f16(0x1p-25f), 0u); /* ties to even: 0 */
     assert_int_equal(fmr_f32_to_f16(nextafterf(0x1p-25f, 1.0f)), 1u);
     assert_int_equal(fmr_f32_to_f16(-0.0f), 0x8000u);
 }
@@ -1055,16 +766,11 @@ static void test_bf16_conversion(void **state) {
 
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_f16_conversion),
-        cmocka_unit_test(test_bf16_conversion),
-        cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_isa_switch),
-        cmocka_unit_test(test_each_mask),
-        cmocka_unit_test(test_dtypes),
-        cmocka_unit_test(test_thread_determinism),
-        cmocka_unit_test(test_nonfinite_masked_values),
-        cmocka_unit_test(test_source_masks),
-        cmocka_unit_test(test_fmc_attend),
+        cmocka_unit_test(test_f16_conversion),     cmocka_unit_test(test_bf16_conversion),
+        cmocka_unit_test(test_bad_arguments),      cmocka_unit_test(test_isa_switch),
+        cmocka_unit_test(test_each_mask),          cmocka_unit_test(test_dtypes),
+        cmocka_unit_test(test_thread_determinism), cmocka_unit_test(test_nonfinite_masked_values),
+        cmocka_unit_test(test_source_masks),       cmocka_unit_test(test_fmc_attend),
         cmocka_unit_test(test_random_cases),
     };
     return TU_RUN(tests, argc, argv);

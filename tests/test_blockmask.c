@@ -10,6 +10,7 @@
  * claim all-true / all-false / proven-mixed / safe wrongly. Plus the
  * standard example masks at several shapes and the cases the issue says
  * need zero point evaluations. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -59,7 +59,8 @@ static void add(text *t, const char *s) {
 }
 
 static void add_repeat(text *t, const char *s, size_t times) {
-    for (size_t i = 0; i < times; i++) add(t, s);
+    for (size_t i = 0; i < times; i++)
+        add(t, s);
 }
 
 /* ---- (a) malformed files, exact diagnostics ---------------------------- */
@@ -71,7 +72,8 @@ typedef struct bad_case {
     const char *expected;
 } bad_case;
 
-#define BAD(name, src, expected) {name, src, sizeof(src) - 1, expected}
+#define BAD(name, src, expected)                                                                   \
+    { name, src, sizeof(src) - 1, expected }
 static const bad_case bad_cases[] = {
 #include "dsl_cases.h"
 };
@@ -102,7 +104,8 @@ static void test_malformed_table(void **state) {
 static void test_error_limit(void **state) {
     (void)state;
     text t = {0};
-    for (int i = 0; i < 30; i++) add(&t, "mask m = q < nothere;\n");
+    for (int i = 0; i < 30; i++)
+        add(&t, "mask m = q < nothere;\n");
     fmd_diags d;
     bool ok;
     fmd_program *p = compile(t.s, t.len, &d, &ok);
@@ -125,17 +128,47 @@ typedef struct fold_case {
 } fold_case;
 
 static const fold_case folds[] = {
-    {"-7 / 2", -4}, {"-7 % 2", 1}, {"7 % -2", -1}, {"7 / -2", -4}, {"-7 / -2", 3},
-    {"-7 % -2", -1}, {"7 / 2", 3}, {"7 % 2", 1}, {"-6 / 3", -2}, {"-6 % 3", 0},
-    {"0 / -5", 0}, {"0 % -5", 0}, {"1 / 3", 0}, {"-1 / 3", -1}, {"-1 % 3", 2},
-    {"7 % -1", 0}, {"-7 % -1", 0}, {"-9223372036854775808 % -1", 0},
-    {"9223372036854775807 % -1", 0}, {"-9223372036854775808 / 1", INT64_MIN},
-    {"-9223372036854775808", INT64_MIN}, {"9223372036854775807", INT64_MAX},
-    {"131_072", 131072}, {"1 + 2 * 3", 7}, {"(1 + 2) * 3", 9}, {"10 - 3 - 2", 5},
-    {"10 - (3 - 2)", 9}, {"100 / 10 / 5", 2}, {"-(-5)", 5}, {"abs(-3)", 3},
-    {"min(3, -4)", -4}, {"max(3, -4)", 3}, {"2 < 3", 1}, {"3 <= 2", 0},
-    {"true && false", 0}, {"false || true", 1}, {"!true", 0}, {"1 == 1 == true", 1},
-    {"1 != 1", 0}, {"true ? 11 : 22", 11}, {"2 > 3 ? 11 : 22", 22},
+    {"-7 / 2", -4},
+    {"-7 % 2", 1},
+    {"7 % -2", -1},
+    {"7 / -2", -4},
+    {"-7 / -2", 3},
+    {"-7 % -2", -1},
+    {"7 / 2", 3},
+    {"7 % 2", 1},
+    {"-6 / 3", -2},
+    {"-6 % 3", 0},
+    {"0 / -5", 0},
+    {"0 % -5", 0},
+    {"1 / 3", 0},
+    {"-1 / 3", -1},
+    {"-1 % 3", 2},
+    {"7 % -1", 0},
+    {"-7 % -1", 0},
+    {"-9223372036854775808 % -1", 0},
+    {"9223372036854775807 % -1", 0},
+    {"-9223372036854775808 / 1", INT64_MIN},
+    {"-9223372036854775808", INT64_MIN},
+    {"9223372036854775807", INT64_MAX},
+    {"131_072", 131072},
+    {"1 + 2 * 3", 7},
+    {"(1 + 2) * 3", 9},
+    {"10 - 3 - 2", 5},
+    {"10 - (3 - 2)", 9},
+    {"100 / 10 / 5", 2},
+    {"-(-5)", 5},
+    {"abs(-3)", 3},
+    {"min(3, -4)", -4},
+    {"max(3, -4)", 3},
+    {"2 < 3", 1},
+    {"3 <= 2", 0},
+    {"true && false", 0},
+    {"false || true", 1},
+    {"!true", 0},
+    {"1 == 1 == true", 1},
+    {"1 != 1", 0},
+    {"true ? 11 : 22", 11},
+    {"2 > 3 ? 11 : 22", 22},
 };
 
 static void test_fold_table(void **state) {
@@ -150,8 +183,8 @@ static void test_fold_table(void **state) {
         assert_true(ok);
         fmd_expr *e = fmd_program_find(p, "x")->expr;
         if (!e->is_const || e->const_value != folds[i].value)
-            print_message("%s: got %s%" PRId64 "\n", folds[i].expr, e->is_const ? "" : "non-constant ",
-                          e->const_value);
+            print_message("%s: got %s%" PRId64 "\n", folds[i].expr,
+                          e->is_const ? "" : "non-constant ", e->const_value);
         assert_true(e->is_const);
         assert_int_equal(e->const_value, folds[i].value);
         fmd_diags_clear(&d);
@@ -162,8 +195,9 @@ static void test_fold_table(void **state) {
 /* Only literal arithmetic folds: names (even of constant lets) do not. */
 static void test_fold_only_literals(void **state) {
     (void)state;
-    const char *src = "param w = 4;\nlet x1 = 3;\nlet x2 = x1 + 1;\nlet x3 = w * 2;\nlet x4 = q / 2;\n"
-                      "mask m = x2 < x3 && x4 < 1;\n";
+    const char *src =
+        "param w = 4;\nlet x1 = 3;\nlet x2 = x1 + 1;\nlet x3 = w * 2;\nlet x4 = q / 2;\n"
+        "mask m = x2 < x3 && x4 < 1;\n";
     fmd_diags d;
     bool ok;
     fmd_program *p = compile(src, strlen(src), &d, &ok);
@@ -397,9 +431,11 @@ static char *json_field(const char *obj, const char *key) {
     size_t n = 0;
     if (*at == '"') {
         at++;
-        while (at[n] && !(at[n] == '"' && at[n - 1] != '\\')) n++;
+        while (at[n] && !(at[n] == '"' && at[n - 1] != '\\'))
+            n++;
     } else {
-        while (at[n] && at[n] != ',' && at[n] != '}') n++;
+        while (at[n] && at[n] != ',' && at[n] != '}')
+            n++;
     }
     char *v = malloc(n + 1);
     memcpy(v, at, n);
@@ -417,7 +453,8 @@ static void expect_field(const char *obj, const char *key, const char *want) {
 
 static void test_fmc_check_json(void **state) {
     (void)state;
-    char *bad = write_case("bad.mask", "param window = 8;\nmask m = q < windw;\nmask n = q && kv;\n");
+    char *bad =
+        write_case("bad.mask", "param window = 8;\nmask m = q < windw;\nmask n = q && kv;\n");
     char cmd[1024], *out = NULL, *err = NULL;
     snprintf(cmd, sizeof cmd, "%s check --diagnostics json %s", FM_FMC_PATH, bad);
     assert_int_equal(tu_run(cmd, &out, &err), 1);
@@ -470,7 +507,8 @@ static void test_fmc_check_cli(void **state) {
     snprintf(cmd, sizeof cmd, "%s check %s /nonexistent/x.mask %s", FM_FMC_PATH, bad, good);
     assert_int_equal(tu_run(cmd, &out, &err), 1);
     assert_non_null(strstr(err, "bad2.mask:1:13: error: expected an expression, found ';'\n"));
-    assert_non_null(strstr(err, "error: cannot read '/nonexistent/x.mask': No such file or directory\n"));
+    assert_non_null(
+        strstr(err, "error: cannot read '/nonexistent/x.mask': No such file or directory\n"));
     free(out), free(err);
     /* Usage errors exit 2; help exits 0 and explains. */
     snprintf(cmd, sizeof cmd, "%s check --frobnicate %s", FM_FMC_PATH, good);

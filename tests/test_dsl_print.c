@@ -37,7 +37,9 @@ typedef struct point {
     bool err; /* some rule broke: index, division by zero, overflow */
 } point;
 
-static int64_t param_value(const fmd_decl *d) { return d->has_default ? d->default_value : 7; }
+static int64_t param_value(const fmd_decl *d) {
+    return d->has_default ? d->default_value : 7;
+}
 
 static int64_t eval(point *pt, const fmd_expr *e);
 
@@ -119,7 +121,8 @@ static int64_t eval(point *pt, const fmd_expr *e) {
         /* Input contents: a fixed function of the name and the position. */
         const fmd_decl *d = e->u.index.decl;
         uint64_t h = 1469598103934665603u;
-        for (const char *s = d->name; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+        for (const char *s = d->name; *s; s++)
+            h = (h ^ (unsigned char)*s) * 1099511628211u;
         for (size_t i = 0; i < e->u.index.count; i++) {
             int64_t x = eval(pt, e->u.index.indices[i]);
             if (x < 0 || x >= dim_size(pt, &d->dims[i])) pt->err = true;
@@ -249,7 +252,9 @@ static void emit(gen *g, const char *t) {
     g->len += n;
 }
 
-static int pick(gen *g, int n) { return (int)tu_rng_range(&g->rng, 0, n - 1); }
+static int pick(gen *g, int n) {
+    return (int)tu_rng_range(&g->rng, 0, n - 1);
+}
 
 static void gen_expr(gen *g, bool want_bool, int depth);
 
@@ -269,7 +274,9 @@ static void gen_expr(gen *g, bool want_bool, int depth) {
     } else if (choice == 1) { /* a chain of one level */
         int n = 2 + pick(g, 3), level = pick(g, 2);
         for (int i = 0; i < n; i++) {
-            if (i) emit(g, want_bool ? (level ? " && " : " || ") : arith[level ? 2 + pick(g, 3) : pick(g, 2)]);
+            if (i)
+                emit(g, want_bool ? (level ? " && " : " || ")
+                                  : arith[level ? 2 + pick(g, 3) : pick(g, 2)]);
             gen_operand(g, want_bool, depth - 1);
         }
     } else if (choice == 2) {
@@ -323,8 +330,9 @@ static void test_print_random(void **state) {
         assert_non_null(p);
         bool ok = fmd_check(p, &d);
         if (!ok) {
-            assert_non_null(strstr(d.items[0].message, "zero") ? d.items[0].message
-                                                                : strstr(d.items[0].message, "overflow"));
+            assert_non_null(strstr(d.items[0].message, "zero")
+                                ? d.items[0].message
+                                : strstr(d.items[0].message, "overflow"));
         }
         fmd_diags_clear(&d);
         fmd_program_free(p);
@@ -340,11 +348,11 @@ static void test_print_random(void **state) {
 /* The exact canonical form of a few statements. */
 static void test_print_canonical(void **state) {
     (void)state;
-    fmd_program *p = compile_ok(
-        "c.mask", "# comment\nparam   w=1_024 ;param x ;input t [ 3,Q_LEN ] ;\n"
-                  "let a=((q-kv)-w);let bb=q-(kv-w);let c=-(-q);\n"
-                  "mask  m=((a<bb))==(kv<q)?(true):!(!(t[0,q]>x));\n"
-                  "mask n=(q<kv?true:false)?m:(m?false:true);\n");
+    fmd_program *p =
+        compile_ok("c.mask", "# comment\nparam   w=1_024 ;param x ;input t [ 3,Q_LEN ] ;\n"
+                             "let a=((q-kv)-w);let bb=q-(kv-w);let c=-(-q);\n"
+                             "mask  m=((a<bb))==(kv<q)?(true):!(!(t[0,q]>x));\n"
+                             "mask n=(q<kv?true:false)?m:(m?false:true);\n");
     char *text = fmd_print(p);
     assert_string_equal(text, "param w = 1024;\n"
                               "param x;\n"

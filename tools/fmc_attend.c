@@ -40,7 +40,9 @@ static void usage(FILE *out) {
             "                        with no true position\n"
             "  --scale X             softmax scale (default 1/sqrt(D))\n"
             "  --device auto|cpu|cuda  where to run (default auto: a GPU when one is\n"
-            "                        usable, else the CPU; stderr says which ran)\n"
+            "                        usable and supports the shape, else the CPU;\n"
+            "                        stderr says which ran). On a GPU, float32 arrays\n"
+            "                        are rounded to float16 (float32 accumulation)\n"
             "  --threads N           CPU threads (default: OpenMP's default)\n"
             "  -h, --help            this text\n"
             "\n"
@@ -147,7 +149,8 @@ static int load_array(const fmcli_common *c, const char *path, const char *what,
                                  a->rank);
     for (int i = 0; i < 4; i++)
         if (a->shape[i] < 1)
-            return fmcli_input_error(c, NULL, "%s: %s has an empty dimension (shape [%lld, %lld, "
+            return fmcli_input_error(c, NULL,
+                                     "%s: %s has an empty dimension (shape [%lld, %lld, "
                                      "%lld, %lld])",
                                      path, what, (long long)a->shape[0], (long long)a->shape[1],
                                      (long long)a->shape[2], (long long)a->shape[3]);
@@ -182,8 +185,9 @@ static int check_shapes(fmcli_common *c, const attend_opts *o, const fmr_npy *q,
         return fmcli_input_error(c, NULL, "%s has head dimension %lld but %s has %lld", o->k,
                                  (long long)ks[3], o->q, (long long)qs[3]);
     if (qs[1] % ks[1] != 0)
-        return fmcli_input_error(c, "K and V may have fewer heads than Q (grouped-query "
-                                    "attention), but their number must divide HEADS",
+        return fmcli_input_error(c,
+                                 "K and V may have fewer heads than Q (grouped-query "
+                                 "attention), but their number must divide HEADS",
                                  "%s has %lld heads, which is not a multiple of the %lld heads "
                                  "of %s",
                                  o->q, (long long)qs[1], (long long)ks[1], o->k);
@@ -191,46 +195,78 @@ static int check_shapes(fmcli_common *c, const attend_opts *o, const fmr_npy *q,
     if ((rc = agree(c, "--batch", c->have_batch, &c->batch, qs[0], o->q, "BATCH (dimension 0)")) ||
         (rc = agree(c, "--heads", c->have_heads, &c->heads, qs[1], o->q, "HEADS (dimension 1)")) ||
         (rc = agree(c, "--q-len", c->have_q_len, &c->q_len, qs[2], o->q, "Q_LEN (dimension 2)")) ||
-        (rc = agree(c, "--kv-len", c->have_kv_len, &c->kv_len, ks[2], o->k,
-                    "KV_LEN (dimension 2)")))
+        (rc =
+             agree(c, "--kv-len", c->have_kv_len, &c->kv_len, ks[2], o->k, "KV_LEN (dimension 2)")))
         return rc;
     c->have_batch = c->have_heads = c->have_q_len = c->have_kv_len = true;
     return 0;
 }
 
-/* Which device runs: 0 (with *cpu_note set to the reason the CPU runs
- * under --device auto, else NULL), or an exit status. */
-static int choose_device(const fmcli_common *c, const attend_opts *o, const char **cpu_note) {
-    *cpu_note = NULL;
-    const char *device = o->device ? o->device : "auto";
-    if (!strcmp(device, "cpu")) return 0;
-    /* This fmc has no path from host arrays to the GPU kernels; say so
-     * rather than pretend. */
-#ifdef FM_HAVE_CUDA
-    const char *why = "this fmc does not yet pass arrays to the CUDA kernels";
-#else
-    const char *why = "this fmc was built without CUDA support (the CUDA Toolkit was not found "
-                      "when it was configured)";
-#endif
-    if (!strcmp(device, "cuda"))
-        return fmcli_input_error(c, "use --device cpu (or auto) to run on the CPU",
-                                 "fmc attend: the GPU path is unavailable: %s", why);
-    *cpu_note = why;
+/* Opens the device --device asks for. --device cuda without a usable GPU
+ * is an error that says why; auto falls back to the CPU. Returns 0 or an
+ * exit status. */
+static int open_device(const fmcli_common *c, const attend_opts *o, fm_device **dev) {
+    const char *name = o->device ? o->device : "auto";
+    fm_device_kind kind = !strcmp(name, "cpu")    ? FM_DEVICE_CPU
+                          : !strcmp(name, "cuda") ? FM_DEVICE_CUDA
+                                                  : FM_DEVICE_AUTO;
+    if (kind == FM_DEVICE_CUDA) {
+        char why[512];
+        if (!fm_cuda_available(why, sizeof why))
+            return fmcli_input_error(c, "use --device cpu (or auto) to run on the CPU",
+                                     "fmc attend: the GPU path is unavailable: %s", why);
+    }
+    fm_diagnostics *d = fm_diagnostics_create();
+    fm_status st = fm_device_open(kind, d, dev);
+    if (st != FM_OK) {
+        fmcli_print_diags(c, d);
+        fm_diagnostics_free(d);
+        return fmcli_input_error(c, NULL, "fmc attend: cannot open the %s device: %s", name,
+                                 fm_status_string(st));
+    }
+    fm_diagnostics_free(d);
     return 0;
 }
 
-/* Says which device ran: plain text, or a JSON note when diagnostics are
- * JSON (so every stderr line stays parseable). */
-static void report_device(const fmcli_common *c, const char *why) {
+/* Says which device ran (under --device auto): plain text, or a JSON note
+ * when diagnostics are JSON, so every stderr line stays parseable. */
+static void report_device(const fmcli_common *c, const char *msg) {
     if (!c->json_diags) {
-        fprintf(stderr, "fmc attend: running on cpu (%s)\n", why);
+        fprintf(stderr, "%s\n", msg);
         return;
     }
     fmd_diags d;
     fmd_diags_init(&d);
-    fmd_diag_add(&d, FMD_NOTE, NULL, (fmd_span){0, 0}, NULL, "fmc attend: running on cpu (%s)",
-                 why);
+    fmd_diag_add(&d, FMD_NOTE, NULL, (fmd_span){0, 0}, NULL, "%s", msg);
     flush_diags(c, &d);
+}
+
+/* Runs attention on dev. Under auto, a GPU that cannot take this shape
+ * (head dim, block sizes) hands the run to the CPU, with the reason. */
+static fm_status run_attention(const fmcli_common *c, const attend_opts *o, fm_device *dev,
+                               const fm_attention_args *a, fm_diagnostics *diags) {
+    bool auto_pick = !o->device || !strcmp(o->device, "auto");
+    char msg[1024];
+    if (fm_device_get_kind(dev) == FM_DEVICE_CPU) {
+        snprintf(msg, sizeof msg, "fmc attend: running on cpu (%s)", fm_device_reason(dev));
+        if (auto_pick) report_device(c, msg);
+        return fm_attention_cpu(a, diags);
+    }
+    fm_status st = fm_device_attention(dev, a, diags);
+    if (st == FM_ERR_UNSUPPORTED && auto_pick) {
+        fm_diagnostic first;
+        const char *why =
+            fm_diagnostics_get(diags, 0, &first) == FM_OK ? first.message : fm_status_string(st);
+        snprintf(msg, sizeof msg, "fmc attend: running on cpu (%s: %s)", fm_device_name(dev), why);
+        report_device(c, msg);
+        fm_diagnostics_clear(diags);
+        return fm_attention_cpu(a, diags);
+    }
+    if (st == FM_OK && auto_pick) {
+        snprintf(msg, sizeof msg, "fmc attend: running on %s", fm_device_name(dev));
+        report_device(c, msg);
+    }
+    return st;
 }
 
 int fmc_cmd_attend(int argc, char **argv) {
@@ -248,8 +284,8 @@ int fmc_cmd_attend(int argc, char **argv) {
     fmr_npy q = {0}, k = {0}, v = {0};
     float *out = NULL, *lse = NULL;
     fmcli_session s = {0};
-    const char *cpu_note = NULL;
-    if (!rc) rc = choose_device(&c, &o, &cpu_note);
+    fm_device *dev = NULL;
+    if (!rc) rc = open_device(&c, &o, &dev);
     if (!rc) rc = load_array(&c, o.q, "Q", &q);
     if (!rc) rc = load_array(&c, o.k, "K", &k);
     if (!rc) rc = load_array(&c, o.v, "V", &v);
@@ -270,13 +306,12 @@ int fmc_cmd_attend(int argc, char **argv) {
         a.q = fm_tensor_contiguous(q.data, qd, q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
         a.k = fm_tensor_contiguous(k.data, kd, k.shape[0], k.shape[1], k.shape[2], k.shape[3]);
         a.v = fm_tensor_contiguous(v.data, vd, v.shape[0], v.shape[1], v.shape[2], v.shape[3]);
-        a.out = fm_tensor_contiguous(out, FM_FLOAT32, q.shape[0], q.shape[1], q.shape[2],
-                                     q.shape[3]);
+        a.out =
+            fm_tensor_contiguous(out, FM_FLOAT32, q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
         a.lse = lse;
         a.scale = o.scale;
         a.num_threads = o.threads;
-        if (cpu_note) report_device(&c, cpu_note);
-        fm_status st = fm_attention_cpu(&a, s.diags);
+        fm_status st = run_attention(&c, &o, dev, &a, s.diags);
         if (st != FM_OK) {
             fmcli_print_diags(&c, s.diags);
             if (fm_diagnostics_count(s.diags) == 0)
@@ -299,6 +334,7 @@ int fmc_cmd_attend(int argc, char **argv) {
     fmr_npy_free(&q);
     fmr_npy_free(&k);
     fmr_npy_free(&v);
+    fm_device_free(dev);
     fmcli_session_free(&s);
     fmcli_free(&c);
     return rc;

@@ -82,15 +82,17 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
                 fprintf(stderr, "fmc %s: '--diagnostics' needs a value: text or json\n", cmd);
                 return 2;
             }
-            if (!strcmp(v, "json")) o->json = true;
-            else if (!strcmp(v, "text")) o->json = false;
+            if (!strcmp(v, "json"))
+                o->json = true;
+            else if (!strcmp(v, "text"))
+                o->json = false;
             else {
                 fprintf(stderr, "fmc %s: '--diagnostics' is text or json, not '%s'\n", cmd, v);
                 return 2;
             }
         } else {
-            fprintf(stderr, "fmc %s: unknown flag '%s'\nRun 'fmc %s --help' for usage.\n", cmd,
-                    a, cmd);
+            fprintf(stderr, "fmc %s: unknown flag '%s'\nRun 'fmc %s --help' for usage.\n", cmd, a,
+                    cmd);
             return 2;
         }
     }
@@ -103,7 +105,7 @@ static fmd_program *load(const char *path, bool json) {
     fmd_diags diags;
     fmd_diags_init(&diags);
     fmd_program *prog = NULL;
-    fmd_source *src = fmd_source_read_file(path, &diags);
+    fmd_source *src = fmd_source_read_file(path, &diags, NULL);
     if (src) {
         prog = fmd_parse(src, &diags);
         if (!prog) {

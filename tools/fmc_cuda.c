@@ -12,6 +12,9 @@
 #include "tools/cli.h"
 #include "tools/fmc_cmds.h"
 
+#define FM_MASK_ENV_T fmc_cuda_mask_env
+#include "kernels/fm_fwd_params.h"
+
 typedef struct opts {
     bool full;       /* cuda: the whole NVRTC input, kernel template included */
     int arch;        /* ptx */
@@ -221,7 +224,7 @@ int fmc_cmd_ptx(int argc, char **argv) {
         printf("// kernel %s: registers %d, shared memory %lld bytes static + %d bytes dynamic at "
                "launch, stack frame %lld bytes, ",
                res[i].name, res[i].registers, (long long)res[i].shared_bytes,
-               3 * 64 * o.head_dim * 2, (long long)res[i].frame_bytes);
+               FM_FWD_SMEM_BYTES(o.head_dim), (long long)res[i].frame_bytes);
         if (have) printf("spill stores %lld bytes, spill loads %lld bytes\n", (long long)ss, (long long)sl);
         else printf("spills not reported by ptxas\n");
     }
