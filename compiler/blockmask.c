@@ -109,6 +109,13 @@ static bool transpose(const fmc_blockmask *m, const fmc_bm_lists *rows, fmc_bm_l
     return true;
 }
 
+/* a * b for non-negative a, b, capped at 2^100 (far above any int64). */
+static __int128 mul128_sat(__int128 a, __int128 b) {
+    const __int128 cap = (__int128)1 << 100;
+    if (a == 0 || b == 0) return 0;
+    return a > cap / b ? cap : a * b;
+}
+
 static int64_t true_positions(const fmc_blockmask *m) {
     int64_t slices = m->stored_batch * m->stored_heads;
     __int128 total = 0;
@@ -116,15 +123,15 @@ static int64_t true_positions(const fmc_blockmask *m) {
         for (int64_t qb = 0; qb < m->nqb; qb++) {
             int64_t r = s * m->nqb + qb;
             /* Full tiles are never clipped. */
-            total += (__int128)(m->full.off[r + 1] - m->full.off[r]) * m->block_q * m->block_kv;
+            total += mul128_sat(m->full.off[r + 1] - m->full.off[r],
+                                mul128_sat(m->block_q, m->block_kv));
             if (total > INT64_MAX) return INT64_MAX;
             for (int64_t e = m->partial.off[r]; e < m->partial.off[r + 1]; e++) {
                 if (m->partial_true[e] < 0) return -1;
                 total += m->partial_true[e];
             }
         }
-    __int128 mult = (__int128)(m->batch / m->stored_batch) * (m->heads / m->stored_heads);
-    total *= mult;
+    total = mul128_sat(total, mul128_sat(m->batch / m->stored_batch, m->heads / m->stored_heads));
     return total > INT64_MAX ? INT64_MAX : (int64_t)total;
 }
 
@@ -138,11 +145,14 @@ bool fmc_bm_assemble(fmc_bm_builder *B) {
         if (B->status == FMC_BUILD_OK) B->status = FMC_BUILD_NO_MEMORY;
         return false;
     }
-    int64_t mult = (m->batch / m->stored_batch) * (m->heads / m->stored_heads);
-    __int128 all = (__int128)m->nqb * m->nkvb * m->batch * m->heads;
-    m->stats.full = B->nfull * mult;
-    m->stats.partial = B->npartial * mult;
-    m->stats.empty = (int64_t)(all - m->stats.full - m->stats.partial);
+    /* Counts over every batch and head; absurd shapes saturate. */
+    __int128 mult = mul128_sat(m->batch / m->stored_batch, m->heads / m->stored_heads);
+    __int128 all = mul128_sat(mul128_sat(m->nqb, m->nkvb), mul128_sat(m->batch, m->heads));
+    __int128 full = mul128_sat(B->nfull, mult), partial = mul128_sat(B->npartial, mult);
+    m->stats.full = full > INT64_MAX ? INT64_MAX : (int64_t)full;
+    m->stats.partial = partial > INT64_MAX ? INT64_MAX : (int64_t)partial;
+    __int128 empty = all - full - partial;
+    m->stats.empty = empty > INT64_MAX ? INT64_MAX : (int64_t)empty;
     m->stats.bytes = B->list_bytes;
     m->stats.true_positions = true_positions(m);
     return true;
@@ -185,8 +195,10 @@ int64_t fmc_blockmask_count_true(fmc_blockmask *m) {
                                                                       : m->q_len;
                 int64_t k1 = m->kv_len - kb * m->block_kv > m->block_kv ? (kb + 1) * m->block_kv
                                                                          : m->kv_len;
-                for (int64_t q = qb * m->block_q; ok && q < q1; q++)
-                    for (int64_t k = kb * m->block_kv; ok && k < k1; k += lanes) {
+                int64_t q0 = qb * m->block_q, k0 = kb * m->block_kv;
+                for (int64_t i = 0; ok && i < q1 - q0; i++)
+                    for (int64_t off = 0; ok && off < k1 - k0; off += lanes) {
+                        int64_t q = q0 + i, k = k0 + off;
                         int64_t n = k1 - k < lanes ? k1 - k : lanes;
                         fmc_violation v;
                         ok = fmc_eval_row(p, &m->env, b, h, q, k, n, row, scratch, &v);

@@ -2,8 +2,9 @@
  * of the tile grid that decides large regions by abstract interpretation
  * first (all-false skipped whole, all-true emitted whole) and splits only
  * undecided ones, halving the longer side with the left / top half first
- * so each row's tiles come out in ascending kv order. Single tiles the
- * analysis cannot settle (or cannot prove safe) are evaluated row by row. */
+ * so each row's tiles come out in ascending kv order. A single tile the
+ * analysis cannot settle (or cannot prove safe) is settled by the analysis
+ * over halves of it, down to small boxes evaluated point by point. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #define DEFAULT_BUDGET ((int64_t)1 << 30)
 #define ROW_CHUNK 1024
 #define SETTLE_LEAF 256 /* positions below which a box is evaluated point by point */
+#define SETTLE_STACK 136
 
 typedef struct region {
     int64_t qa, qb, ka, kb; /* tiles [qa, qb) x [ka, kb) */
@@ -30,6 +32,17 @@ typedef struct visitor {
 static bool fail(fmc_bm_builder *B, fmc_build_status st) {
     if (B->status == FMC_BUILD_OK) B->status = st;
     return false;
+}
+
+/* a * b, saturated (tile areas of extreme shapes). */
+static int64_t mul_sat(int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+static int64_t add_sat(int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
 }
 
 /* min(i * block, len) without overflow (shapes and blocks are any int64). */
@@ -69,13 +82,13 @@ static bool emit_all_true(visitor *V, const region *r) {
         if (last_clipped) kend--;
         if (q_clipped(m, i)) {
             for (int64_t j = r->ka; j < kend; j++)
-                if (!fmc_bm_emit(V->B, row, j, j + 1, true, qn * m->block_kv)) return false;
+                if (!fmc_bm_emit(V->B, row, j, j + 1, true, mul_sat(qn, m->block_kv))) return false;
         } else if (kend > r->ka && !fmc_bm_emit(V->B, row, r->ka, kend, false, -1)) {
             return false;
         }
         if (last_clipped) {
             int64_t kn = m->kv_len - (m->nkvb - 1) * m->block_kv;
-            if (!fmc_bm_emit(V->B, row, m->nkvb - 1, m->nkvb, true, qn * kn)) return false;
+            if (!fmc_bm_emit(V->B, row, m->nkvb - 1, m->nkvb, true, mul_sat(qn, kn))) return false;
         }
     }
     return true;
@@ -88,13 +101,18 @@ static bool points(visitor *V, const fmc_box *box, bool stop, int64_t *ntrue, in
                    bool *partly) {
     fmc_blockmask *m = V->m;
     const fmc_program *p = V->B->p;
-    for (int64_t q = box->q0; q <= box->q1; q++) {
+    /* Offsets, not positions, drive the loops: positions may end at
+     * INT64_MAX - 1, where position + step would overflow. */
+    int64_t rows = box->q1 - box->q0 + 1, cols = box->k1 - box->k0 + 1;
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t q = box->q0 + i;
         if (stop && *ntrue > 0 && *nfalse > 0) {
             *partly = true;
             return true;
         }
-        for (int64_t k = box->k0; k <= box->k1; k += ROW_CHUNK) {
-            int64_t n = box->k1 - k + 1 < ROW_CHUNK ? box->k1 - k + 1 : ROW_CHUNK;
+        for (int64_t off = 0; off < cols; off += ROW_CHUNK) {
+            int64_t k = box->k0 + off;
+            int64_t n = cols - off < ROW_CHUNK ? cols - off : ROW_CHUNK;
             fmc_violation v;
             m->stats.evaluations += n;
             if (!fmc_eval_row(p, &m->env, V->b, V->h, q, k, n, V->row, V->scratch, &v)) {
@@ -103,8 +121,8 @@ static bool points(visitor *V, const fmc_box *box, bool stop, int64_t *ntrue, in
             }
             int64_t t = 0;
             for (int64_t j = 0; j < n; j++) t += V->row[j];
-            *ntrue += t;
-            *nfalse += n - t;
+            *ntrue = add_sat(*ntrue, t);
+            *nfalse = add_sat(*nfalse, n - t);
         }
     }
     return true;
@@ -116,7 +134,9 @@ static bool points(visitor *V, const fmc_box *box, bool stop, int64_t *ntrue, in
  * not proven safe is covered entirely (every evaluated point checked). */
 static bool settle_tile(visitor *V, const region *r, const fmc_box *tile, bool safe) {
     fmc_blockmask *m = V->m;
-    fmc_box stack[128];
+    /* Halving a box of up to 2^63 x 2^63 positions takes at most 126
+     * levels; depth-first, the stack holds one pending half per level. */
+    fmc_box stack[SETTLE_STACK];
     int n = 0;
     stack[n++] = *tile;
     int64_t ntrue = 0, nfalse = 0, evals0 = m->stats.evaluations;
@@ -128,7 +148,8 @@ static bool settle_tile(visitor *V, const region *r, const fmc_box *tile, bool s
         }
         fmc_box b = stack[--n];
         int64_t rows = b.q1 - b.q0 + 1, cols = b.k1 - b.k0 + 1;
-        if (rows * cols <= SETTLE_LEAF || n + 2 > 128) {
+        int64_t area = mul_sat(rows, cols);
+        if (area <= SETTLE_LEAF || n + 2 > SETTLE_STACK) {
             bool partly = false;
             if (!points(V, &b, safe, &ntrue, &nfalse, &partly)) return false;
             if (partly) counted = false;
@@ -138,16 +159,15 @@ static bool settle_tile(visitor *V, const region *r, const fmc_box *tile, bool s
             fmc_abs_answer a = fmc_absint_eval(&V->A, &b, true);
             if (V->A.oom) return fail(V->B, FMC_BUILD_NO_MEMORY);
             if (a.safe && a.cls != FMC_ABS_MIXED) {
-                int64_t area = rows * cols;
-                ntrue += a.cls == FMC_ABS_TRUE ? area : 0;
-                nfalse += a.cls == FMC_ABS_TRUE ? 0 : area;
+                if (a.cls == FMC_ABS_TRUE) ntrue = add_sat(ntrue, area);
+                else nfalse = add_sat(nfalse, area);
                 continue;
             }
             if (a.safe && a.exact) {
                 /* Both exist; the count may stay unknown. */
                 if (a.ntrue >= 0) {
-                    ntrue += a.ntrue;
-                    nfalse += rows * cols - a.ntrue;
+                    ntrue = add_sat(ntrue, a.ntrue);
+                    nfalse = add_sat(nfalse, area - a.ntrue);
                 } else {
                     counted = false;
                     ntrue++;

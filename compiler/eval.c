@@ -155,10 +155,14 @@ static size_t align_up(size_t n) {
     return (n + ROW_ALIGN - 1) & ~(size_t)(ROW_ALIGN - 1);
 }
 
+static size_t row_count(const fmc_program *p) {
+    return p->row_slot ? p->nrow_slots : p->count;
+}
+
 size_t fmc_row_scratch_bytes(const fmc_program *p, int64_t n) {
     if (n < 1) n = 1;
     size_t lanes = align_up((size_t)n * sizeof(int64_t));
-    return p->count * lanes + align_up(p->count * sizeof(int64_t)) + align_up(p->count) +
+    return row_count(p) * lanes + align_up(p->count * sizeof(int64_t)) + align_up(p->count) +
            ROW_ALIGN;
 }
 
@@ -190,9 +194,10 @@ bool fmc_eval_row(const fmc_program *p, const fmc_env *env, int64_t b, int64_t h
     size_t stride = align_up((size_t)n * sizeof(int64_t)) / sizeof(int64_t);
     char *base = (char *)(((uintptr_t)scratch + ROW_ALIGN - 1) & ~(uintptr_t)(ROW_ALIGN - 1));
     int64_t *lanes = (int64_t *)base;
-    int64_t *sval = (int64_t *)(base + cnt * stride * sizeof(int64_t));
+    int64_t *sval = (int64_t *)(base + row_count(p) * stride * sizeof(int64_t));
     uint8_t *varies = (uint8_t *)sval + align_up(cnt * sizeof(int64_t));
-#define R(i) (lanes + (size_t)(i) * stride)
+    const int32_t *slot = p->row_slot;
+#define R(i) (lanes + (size_t)(slot ? slot[i] : (int32_t)(i)) * stride)
     for (size_t i = 0; i < cnt; i++) {
         const fmc_insn *x = &p->insns[i];
         uint8_t d = x->op == FMC_OP_VAR && x->imm == FMD_VAR_KV;

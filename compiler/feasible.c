@@ -115,12 +115,12 @@ int64_t fmc_count_feasible(const fmc_cons *cs, size_t n, const fmc_box *box) {
     bool scan_q = Lq <= Lk;
     int64_t lines = scan_q ? Lq : Lk;
     if (lines > (1 << 16)) return -1;
-    int64_t total = 0;
+    __int128 total = 0;
     for (int64_t t = 0; t < lines; t++) {
         int64_t lo, hi;
         bool ok = scan_q ? line_interval(cs, n, true, box->q0 + t, box->k0, box->k1, &lo, &hi)
                          : line_interval(cs, n, false, box->k0 + t, box->q0, box->q1, &lo, &hi);
-        if (ok) total += hi - lo + 1;
+        if (ok) total += (__int128)hi - lo + 1;
     }
-    return total;
+    return total > INT64_MAX ? -1 : (int64_t)total;
 }

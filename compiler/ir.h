@@ -102,7 +102,16 @@ typedef struct fmc_program {
      * occurrence that created the instruction (index expressions, divisors:
      * what messages quote). count entries; may be NULL in hand-built programs. */
     fmd_span (*arg_spans)[FMD_MAX_RANK];
+    /* Row evaluator storage: instruction i's lanes live in row row_slot[i];
+     * rows are reused once a value is dead, so nrow_slots is the most values
+     * live at once. NULL in hand-built programs: one row per instruction. */
+    int32_t *row_slot;
+    size_t nrow_slots;
 } fmc_program;
+
+/* Fills row_slot / nrow_slots from liveness (fmc_lower does it); false when
+ * memory runs out (the program then keeps one row per instruction). */
+bool fmc_program_assign_rows(fmc_program *p);
 
 /* Lowers mask `name` (NULL: the last mask) of a checked program. Returns
  * NULL with an error in diags when the mask does not exist or memory runs out. */
@@ -121,9 +130,11 @@ typedef struct fmc_env {
     const int64_t (*input_dims)[FMD_MAX_RANK]; /* ninputs x rank sizes */
 } fmc_env;
 
-/* Checks env against p before a build: positive shape, inputs present with
- * the declared dimensions (literal, param or shape dims resolved). Errors
- * name the input or param and point at its declaration. */
+/* Checks env against p before a build (fmc_blockmask_build calls it):
+ * positive shape, inputs present with the declared dimensions (literal,
+ * param or shape dims resolved, none negative). Errors name the input and
+ * point at its declaration. Param values are taken as given: the caller
+ * resolves defaults and reports a param that has no value. */
 bool fmc_env_validate(const fmc_program *p, const fmc_env *env, fmd_diags *diags);
 
 /* The value of dimension d of an input for env (params by slot). */

@@ -1,315 +1,22 @@
-/* Lowering a checked AST to the guarded SSA IR.
+/* Lowering a checked AST to the guarded SSA IR, second half: the
+ * expression machine, lets, and building the program.
  *
  * Expressions are lowered with an explicit work stack (lets inlined at each
- * use compose their nesting, so the C stack must not follow it). Every
- * instruction is hash-consed: an unsafe one is reused only when its guard
- * is the current guard or implied by it, so sharing never moves an array
- * read or a division to points where the spec does not evaluate it.
- * Folding covers literals only and never folds a value that would break a
- * safety rule; an operand that is evaluated is never dropped, so dead-code
- * elimination cannot remove a check. */
+ * use compose their nesting, so the C stack must not follow it). Lets and
+ * masks are memoized per (declaration, guard). An operand that is
+ * evaluated is never dropped, so dead-code elimination at the end cannot
+ * remove a safety check. Instruction emission and sharing: lower_emit.c. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/arith.h"
-#include "compiler/ir.h"
-
-#define GUARD_NONE (-1)
-#define GUARD_FALSE (-2) /* the code is never evaluated */
-#define GUARD_ERROR (-3) /* building the guard failed (out of memory, limits) */
-#define LOWER_MAX_INSNS (1u << 22)
-#define LOWER_MAX_WORK (1u << 25)
-#define IMPLY_BUDGET 64
-#define MEMO_SCAN 16
-
-typedef struct memo_entry {
-    int32_t guard, reg, next;
-} memo_entry;
-
-typedef struct frame {
-    const fmd_expr *e;
-    int32_t guard;
-    uint32_t stage;
-    size_t i;
-    int32_t acc;
-    int32_t tmp[FMD_MAX_RANK];
-} frame;
-
-typedef struct lowerer {
-    const fmd_program *ast;
-    fmd_diags *diags;
-    fmc_insn *insns;
-    fmd_span (*argsp)[FMD_MAX_RANK];
-    int32_t *chain; /* previous instruction with the same key (another guard) */
-    size_t count, cap;
-    int32_t *ht; /* open addressing: head instruction of each key */
-    size_t htcap;
-    memo_entry *memo;
-    size_t nmemo, memocap;
-    int32_t *memo_head[FMD_DECL_KIND_COUNT]; /* per decl kind, by decl->index */
-    size_t nkind[FMD_DECL_KIND_COUNT];
-    const fmd_decl **kind_decls[FMD_DECL_KIND_COUNT];
-    frame *stack;
-    size_t nstack, stackcap;
-    size_t work;
-    bool oom, too_big, bad;
-} lowerer;
-
-/* ---- instructions ------------------------------------------------------ */
-
-static uint64_t key_hash(const fmc_insn *x) {
-    uint64_t h = 1469598103934665603ull;
-#define MIX(v)                                                                                     \
-    do {                                                                                           \
-        h ^= (uint64_t)(v);                                                                        \
-        h *= 1099511628211ull;                                                                     \
-        h ^= h >> 29;                                                                              \
-    } while (0)
-    MIX(x->op);
-    MIX(x->type);
-    MIX(x->nargs);
-    for (int k = 0; k < x->nargs; k++) MIX((uint32_t)x->args[k]);
-    MIX(x->imm);
-#undef MIX
-    return h;
-}
-
-static bool same_key(const fmc_insn *a, const fmc_insn *b) {
-    if (a->op != b->op || a->type != b->type || a->nargs != b->nargs || a->imm != b->imm)
-        return false;
-    for (int k = 0; k < a->nargs; k++)
-        if (a->args[k] != b->args[k]) return false;
-    return true;
-}
-
-/* Does guard g being true imply guard g0 is true? Walks the conjunction
- * tree under g a bounded number of steps (false when unsure). */
-static bool implies(const lowerer *L, int32_t g, int32_t g0) {
-    if (g0 == GUARD_NONE || g == g0) return true;
-    if (g < 0) return false;
-    int32_t todo[IMPLY_BUDGET];
-    int n = 0, seen = 0;
-    todo[n++] = g;
-    while (n > 0 && seen < IMPLY_BUDGET) {
-        int32_t r = todo[--n];
-        seen++;
-        if (r == g0) return true;
-        const fmc_insn *x = &L->insns[r];
-        if (x->op == FMC_OP_AND && n + 2 <= IMPLY_BUDGET) {
-            todo[n++] = x->args[1];
-            todo[n++] = x->args[0];
-        }
-    }
-    return false;
-}
-
-static bool ht_grow(lowerer *L) {
-    size_t ncap = L->htcap ? L->htcap * 2 : 1024;
-    int32_t *t = malloc(ncap * sizeof *t);
-    if (!t) return false;
-    for (size_t i = 0; i < ncap; i++) t[i] = -1;
-    for (size_t i = 0; i < L->htcap; i++) {
-        int32_t r = L->ht[i];
-        if (r < 0) continue;
-        size_t s = key_hash(&L->insns[r]) & (ncap - 1);
-        while (t[s] >= 0) s = (s + 1) & (ncap - 1);
-        t[s] = r;
-    }
-    free(L->ht);
-    L->ht = t;
-    L->htcap = ncap;
-    return true;
-}
-
-static bool is_const(const lowerer *L, int32_t r, int64_t *v) {
-    if (r < 0 || L->insns[r].op != FMC_OP_CONST) return false;
-    if (v) *v = L->insns[r].imm;
-    return true;
-}
-
-/* Literal folding. False when the op is not foldable or would break a
- * safety rule (left for the build check, which names the point). */
-static bool fold(fmc_op op, const int64_t *a, int64_t *out) {
-    int64_t r;
-    switch (op) {
-    case FMC_OP_NEG:
-        if (a[0] == INT64_MIN) return false;
-        *out = -a[0];
-        return true;
-    case FMC_OP_ABS:
-        if (a[0] == INT64_MIN) return false;
-        *out = a[0] < 0 ? -a[0] : a[0];
-        return true;
-    case FMC_OP_ADD:
-        if (__builtin_add_overflow(a[0], a[1], &r)) return false;
-        *out = r;
-        return true;
-    case FMC_OP_SUB:
-        if (__builtin_sub_overflow(a[0], a[1], &r)) return false;
-        *out = r;
-        return true;
-    case FMC_OP_MUL:
-        if (__builtin_mul_overflow(a[0], a[1], &r)) return false;
-        *out = r;
-        return true;
-    case FMC_OP_DIV:
-        if (a[1] == 0 || (a[0] == INT64_MIN && a[1] == -1)) return false;
-        *out = fmc_floordiv(a[0], a[1]);
-        return true;
-    case FMC_OP_MOD:
-        if (a[1] == 0) return false;
-        *out = fmc_floormod(a[0], a[1]);
-        return true;
-    case FMC_OP_MIN: *out = a[0] < a[1] ? a[0] : a[1]; return true;
-    case FMC_OP_MAX: *out = a[0] > a[1] ? a[0] : a[1]; return true;
-    case FMC_OP_EQ: *out = a[0] == a[1]; return true;
-    case FMC_OP_NE: *out = a[0] != a[1]; return true;
-    case FMC_OP_LT: *out = a[0] < a[1]; return true;
-    case FMC_OP_LE: *out = a[0] <= a[1]; return true;
-    case FMC_OP_NOT: *out = !a[0]; return true;
-    case FMC_OP_AND: *out = a[0] && a[1]; return true;
-    case FMC_OP_OR: *out = a[0] || a[1]; return true;
-    case FMC_OP_SELECT: *out = a[0] ? a[1] : a[2]; return true;
-    default: return false;
-    }
-}
-
-static int32_t emit_raw(lowerer *L, const fmc_insn *x, const fmd_span *argsp) {
-    if (L->count * 2 + 2 > L->htcap && !ht_grow(L)) {
-        L->oom = true;
-        return -1;
-    }
-    size_t s = key_hash(x) & (L->htcap - 1);
-    int32_t head = -1;
-    while (L->ht[s] >= 0) {
-        if (same_key(&L->insns[L->ht[s]], x)) {
-            head = L->ht[s];
-            break;
-        }
-        s = (s + 1) & (L->htcap - 1);
-    }
-    for (int32_t j = head; j >= 0; j = L->chain[j])
-        if (implies(L, x->guard, L->insns[j].guard)) return j;
-    if (L->count >= LOWER_MAX_INSNS) {
-        L->too_big = true;
-        return -1;
-    }
-    if (L->count == L->cap) {
-        size_t ncap = L->cap ? L->cap * 2 : 256;
-        fmc_insn *ni = realloc(L->insns, ncap * sizeof *ni);
-        if (ni) L->insns = ni;
-        fmd_span(*na)[FMD_MAX_RANK] = realloc(L->argsp, ncap * sizeof *na);
-        if (na) L->argsp = na;
-        int32_t *nc = realloc(L->chain, ncap * sizeof *nc);
-        if (nc) L->chain = nc;
-        if (!ni || !na || !nc) {
-            L->oom = true;
-            return -1;
-        }
-        L->cap = ncap;
-    }
-    int32_t r = (int32_t)L->count++;
-    L->insns[r] = *x;
-    memset(L->argsp[r], 0, sizeof L->argsp[r]);
-    if (argsp)
-        for (int k = 0; k < x->nargs; k++) L->argsp[r][k] = argsp[k];
-    L->chain[r] = head;
-    L->ht[s] = r;
-    return r;
-}
-
-static int32_t emit_const(lowerer *L, fmd_type type, int64_t v, fmd_span span) {
-    fmc_insn x = {.op = FMC_OP_CONST, .type = (uint8_t)type, .guard = GUARD_NONE, .imm = v,
-                  .span = span};
-    return emit_raw(L, &x, NULL);
-}
-
-static bool commutative(fmc_op op) {
-    return op == FMC_OP_ADD || op == FMC_OP_MUL || op == FMC_OP_MIN || op == FMC_OP_MAX ||
-           op == FMC_OP_EQ || op == FMC_OP_NE;
-}
-
-/* Emits op(args) under guard with simplification and sharing. */
-static int32_t emit(lowerer *L, fmc_op op, fmd_type type, const int32_t *args, int nargs,
-                    int64_t imm, int32_t guard, fmd_span span, const fmd_span *argsp) {
-    for (int k = 0; k < nargs; k++)
-        if (args[k] < 0) return -1;
-    if (!fmc_op_unsafe(op)) guard = GUARD_NONE;
-    int64_t cv[FMD_MAX_RANK];
-    bool all_const = nargs > 0 && op != FMC_OP_LOAD;
-    for (int k = 0; k < nargs && all_const; k++) all_const = is_const(L, args[k], &cv[k]);
-    int64_t folded;
-    if (all_const && fold(op, cv, &folded)) return emit_const(L, type, folded, span);
-    int64_t c0 = 0, c1 = 0;
-    bool k0 = nargs > 0 && is_const(L, args[0], &c0), k1 = nargs > 1 && is_const(L, args[1], &c1);
-    switch (op) {
-    case FMC_OP_NOT:
-        if (L->insns[args[0]].op == FMC_OP_NOT) return L->insns[args[0]].args[0];
-        break;
-    case FMC_OP_AND:
-        /* A constant left operand short-circuits; a constant right operand
-         * may only remove itself (the left one is evaluated). */
-        if (k0) return c0 ? args[1] : args[0];
-        if (k1 && c1) return args[0];
-        if (args[0] == args[1]) return args[0];
-        break;
-    case FMC_OP_OR:
-        if (k0) return c0 ? args[0] : args[1];
-        if (k1 && !c1) return args[0];
-        if (args[0] == args[1]) return args[0];
-        break;
-    case FMC_OP_SELECT:
-        if (k0) return c0 ? args[1] : args[2];
-        if (args[1] == args[2]) return args[1];
-        break;
-    default: break;
-    }
-    fmc_insn x = {.op = (uint8_t)op, .type = (uint8_t)type, .nargs = (uint8_t)nargs,
-                  .guard = guard, .imm = imm, .span = span};
-    fmd_span sp[FMD_MAX_RANK] = {{0, 0}};
-    for (int k = 0; k < nargs; k++) {
-        x.args[k] = args[k];
-        if (argsp) sp[k] = argsp[k];
-    }
-    if (commutative(op) && x.args[1] < x.args[0]) {
-        int32_t t = x.args[0];
-        x.args[0] = x.args[1];
-        x.args[1] = t;
-        fmd_span ts = sp[0];
-        sp[0] = sp[1];
-        sp[1] = ts;
-    }
-    return emit_raw(L, &x, sp);
-}
-
-static int32_t emit1(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t guard, fmd_span span,
-                     fmd_span as) {
-    return emit(L, op, t, &a, 1, 0, guard, span, &as);
-}
-
-static int32_t emit2(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t b, int32_t guard,
-                     fmd_span span, fmd_span as, fmd_span bs) {
-    int32_t args[2] = {a, b};
-    fmd_span sp[2] = {as, bs};
-    return emit(L, op, t, args, 2, 0, guard, span, sp);
-}
-
-/* The guard of code evaluated where g holds and x is true. */
-static int32_t make_guard(lowerer *L, int32_t g, int32_t x, fmd_span span) {
-    int64_t c;
-    if (g == GUARD_FALSE) return GUARD_FALSE;
-    if (x < 0) return GUARD_ERROR;
-    if (is_const(L, x, &c)) return c ? g : GUARD_FALSE;
-    if (g == GUARD_NONE) return x;
-    return emit2(L, FMC_OP_AND, FMD_TYPE_BOOL, g, x, GUARD_NONE, span, span, span);
-}
+#include "compiler/lower_internal.h"
 
 /* ---- lets and masks: memoized per (declaration, guard) ------------------ */
 
 static int32_t memo_find(const lowerer *L, const fmd_decl *d, int32_t guard) {
     int32_t e = L->memo_head[d->kind][d->index];
     for (int n = 0; e >= 0 && n < MEMO_SCAN; e = L->memo[e].next, n++)
-        if (implies(L, guard, L->memo[e].guard)) return L->memo[e].reg;
+        if (fmc_lw_implies(L, guard, L->memo[e].guard)) return L->memo[e].reg;
     return -1;
 }
 
@@ -340,19 +47,19 @@ static fmd_span join(fmd_span a, fmd_span b) {
 static int32_t combine(lowerer *L, fmd_binop op, int32_t a, int32_t b, int32_t guard,
                        fmd_span span, fmd_span as, fmd_span bs) {
     switch (op) {
-    case FMD_OP_AND: return emit2(L, FMC_OP_AND, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
-    case FMD_OP_OR: return emit2(L, FMC_OP_OR, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
-    case FMD_OP_EQ: return emit2(L, FMC_OP_EQ, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
-    case FMD_OP_NE: return emit2(L, FMC_OP_NE, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
-    case FMD_OP_LT: return emit2(L, FMC_OP_LT, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
-    case FMD_OP_LE: return emit2(L, FMC_OP_LE, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
-    case FMD_OP_GT: return emit2(L, FMC_OP_LT, FMD_TYPE_BOOL, b, a, guard, span, bs, as);
-    case FMD_OP_GE: return emit2(L, FMC_OP_LE, FMD_TYPE_BOOL, b, a, guard, span, bs, as);
-    case FMD_OP_ADD: return emit2(L, FMC_OP_ADD, FMD_TYPE_INT, a, b, guard, span, as, bs);
-    case FMD_OP_SUB: return emit2(L, FMC_OP_SUB, FMD_TYPE_INT, a, b, guard, span, as, bs);
-    case FMD_OP_MUL: return emit2(L, FMC_OP_MUL, FMD_TYPE_INT, a, b, guard, span, as, bs);
-    case FMD_OP_DIV: return emit2(L, FMC_OP_DIV, FMD_TYPE_INT, a, b, guard, span, as, bs);
-    case FMD_OP_MOD: return emit2(L, FMC_OP_MOD, FMD_TYPE_INT, a, b, guard, span, as, bs);
+    case FMD_OP_AND: return fmc_lw_emit2(L, FMC_OP_AND, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_OR: return fmc_lw_emit2(L, FMC_OP_OR, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_EQ: return fmc_lw_emit2(L, FMC_OP_EQ, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_NE: return fmc_lw_emit2(L, FMC_OP_NE, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_LT: return fmc_lw_emit2(L, FMC_OP_LT, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_LE: return fmc_lw_emit2(L, FMC_OP_LE, FMD_TYPE_BOOL, a, b, guard, span, as, bs);
+    case FMD_OP_GT: return fmc_lw_emit2(L, FMC_OP_LT, FMD_TYPE_BOOL, b, a, guard, span, bs, as);
+    case FMD_OP_GE: return fmc_lw_emit2(L, FMC_OP_LE, FMD_TYPE_BOOL, b, a, guard, span, bs, as);
+    case FMD_OP_ADD: return fmc_lw_emit2(L, FMC_OP_ADD, FMD_TYPE_INT, a, b, guard, span, as, bs);
+    case FMD_OP_SUB: return fmc_lw_emit2(L, FMC_OP_SUB, FMD_TYPE_INT, a, b, guard, span, as, bs);
+    case FMD_OP_MUL: return fmc_lw_emit2(L, FMC_OP_MUL, FMD_TYPE_INT, a, b, guard, span, as, bs);
+    case FMD_OP_DIV: return fmc_lw_emit2(L, FMC_OP_DIV, FMD_TYPE_INT, a, b, guard, span, as, bs);
+    case FMD_OP_MOD: return fmc_lw_emit2(L, FMC_OP_MOD, FMD_TYPE_INT, a, b, guard, span, as, bs);
     default: return -1;
     }
 }
@@ -370,7 +77,7 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
     const fmd_expr *e = f->e;
     if (f->stage == 0) {
         if (f->guard == GUARD_FALSE) {
-            *out = emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT, 0,
+            *out = fmc_lw_emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT, 0,
                               e->span);
             return STEP_DONE;
         }
@@ -378,7 +85,7 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
                           e->u.name.decl && e->u.name.decl->kind == FMD_DECL_PARAM;
         if (e->is_const && !param_name &&
             (e->type == FMD_TYPE_INT || e->type == FMD_TYPE_BOOL)) {
-            *out = emit_const(L, e->type, e->const_value, e->span);
+            *out = fmc_lw_emit_const(L, e->type, e->const_value, e->span);
             return STEP_DONE;
         }
     }
@@ -386,16 +93,16 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
     case FMD_EXPR_INT:
         if (e->u.lit.overflow || e->u.lit.magnitude > (uint64_t)INT64_MAX)
             return step_fail(L, e, "an out-of-range literal");
-        *out = emit_const(L, FMD_TYPE_INT, (int64_t)e->u.lit.magnitude, e->span);
+        *out = fmc_lw_emit_const(L, FMD_TYPE_INT, (int64_t)e->u.lit.magnitude, e->span);
         return STEP_DONE;
     case FMD_EXPR_BOOL:
-        *out = emit_const(L, FMD_TYPE_BOOL, e->u.boolean, e->span);
+        *out = fmc_lw_emit_const(L, FMD_TYPE_BOOL, e->u.boolean, e->span);
         return STEP_DONE;
     case FMD_EXPR_NAME: {
         if (e->u.name.ref == FMD_REF_BUILTIN) {
             fmc_insn x = {.op = FMC_OP_VAR, .type = FMD_TYPE_INT, .guard = GUARD_NONE,
                           .imm = e->u.name.var, .span = e->span};
-            *out = emit_raw(L, &x, NULL);
+            *out = fmc_lw_emit_raw(L, &x, NULL);
             return STEP_DONE;
         }
         const fmd_decl *d = e->u.name.decl;
@@ -403,7 +110,7 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
         if (d->kind == FMD_DECL_PARAM) {
             fmc_insn x = {.op = FMC_OP_PARAM, .type = FMD_TYPE_INT, .guard = GUARD_NONE,
                           .imm = (int64_t)d->index, .span = e->span};
-            *out = emit_raw(L, &x, NULL);
+            *out = fmc_lw_emit_raw(L, &x, NULL);
             return STEP_DONE;
         }
         if (d->kind != FMD_DECL_LET && d->kind != FMD_DECL_MASK)
@@ -432,10 +139,10 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
             return STEP_PUSH;
         }
         if (e->u.unary.op == FMD_UNOP_NEG)
-            *out = emit1(L, FMC_OP_NEG, FMD_TYPE_INT, ret, f->guard, e->span,
+            *out = fmc_lw_emit1(L, FMC_OP_NEG, FMD_TYPE_INT, ret, f->guard, e->span,
                          e->u.unary.operand->span);
         else
-            *out = emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, ret, f->guard, e->span,
+            *out = fmc_lw_emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, ret, f->guard, e->span,
                          e->u.unary.operand->span);
         return STEP_DONE;
     case FMD_EXPR_CHAIN: {
@@ -464,23 +171,23 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
         int64_t c;
         fmd_span sofar = {ops[0]->span.start, ops[i - 1]->span.end};
         if (e->u.chain.prec == FMD_PREC_AND) {
-            if (is_const(L, f->acc, &c)) {
+            if (fmc_lw_is_const(L, f->acc, &c)) {
                 if (!c) {
                     *out = f->acc;
                     return STEP_DONE;
                 }
             } else {
-                g = make_guard(L, g, f->acc, sofar);
+                g = fmc_lw_make_guard(L, g, f->acc, sofar);
             }
         } else if (e->u.chain.prec == FMD_PREC_OR) {
-            if (is_const(L, f->acc, &c)) {
+            if (fmc_lw_is_const(L, f->acc, &c)) {
                 if (c) {
                     *out = f->acc;
                     return STEP_DONE;
                 }
             } else {
-                int32_t n = emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, f->acc, GUARD_NONE, sofar, sofar);
-                g = make_guard(L, g, n, sofar);
+                int32_t n = fmc_lw_emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, f->acc, GUARD_NONE, sofar, sofar);
+                g = fmc_lw_make_guard(L, g, n, sofar);
             }
         }
         if (g == GUARD_ERROR) return STEP_FAIL;
@@ -498,7 +205,7 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
         case 1: {
             int64_t c;
             f->tmp[0] = ret;
-            if (is_const(L, ret, &c)) {
+            if (fmc_lw_is_const(L, ret, &c)) {
                 f->stage = 4;
                 *child = c ? e->u.cond.then_expr : e->u.cond.else_expr;
                 *child_guard = f->guard;
@@ -506,23 +213,23 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
             }
             f->stage = 2;
             *child = e->u.cond.then_expr;
-            *child_guard = make_guard(L, f->guard, ret, e->u.cond.cond->span);
+            *child_guard = fmc_lw_make_guard(L, f->guard, ret, e->u.cond.cond->span);
             return *child_guard == GUARD_ERROR ? STEP_FAIL : STEP_PUSH;
         }
         case 2: {
             f->tmp[1] = ret;
             f->stage = 3;
-            int32_t n = emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, f->tmp[0], GUARD_NONE,
+            int32_t n = fmc_lw_emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, f->tmp[0], GUARD_NONE,
                               e->u.cond.cond->span, e->u.cond.cond->span);
             *child = e->u.cond.else_expr;
-            *child_guard = make_guard(L, f->guard, n, e->u.cond.cond->span);
+            *child_guard = fmc_lw_make_guard(L, f->guard, n, e->u.cond.cond->span);
             return *child_guard == GUARD_ERROR ? STEP_FAIL : STEP_PUSH;
         }
         case 3: {
             int32_t args[3] = {f->tmp[0], f->tmp[1], ret};
             fmd_span sp[3] = {e->u.cond.cond->span, e->u.cond.then_expr->span,
                               e->u.cond.else_expr->span};
-            *out = emit(L, FMC_OP_SELECT, e->type, args, 3, 0, GUARD_NONE, e->span, sp);
+            *out = fmc_lw_emit(L, FMC_OP_SELECT, e->type, args, 3, 0, GUARD_NONE, e->span, sp);
             return STEP_DONE;
         }
         default: *out = ret; return STEP_DONE;
@@ -547,7 +254,7 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
             const fmd_decl *d = e->u.index.decl;
             if (!d || d->kind != FMD_DECL_INPUT || d->rank != n)
                 return step_fail(L, e, "an array read");
-            *out = emit(L, FMC_OP_LOAD, FMD_TYPE_INT, f->tmp, (int)n, (int64_t)d->index, f->guard,
+            *out = fmc_lw_emit(L, FMC_OP_LOAD, FMD_TYPE_INT, f->tmp, (int)n, (int64_t)d->index, f->guard,
                         e->span, sp);
             return STEP_DONE;
         }
@@ -558,7 +265,7 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
         default: op = FMC_OP_ABS; break;
         }
         if (n != (size_t)fmc_op_nargs(op)) return step_fail(L, e, "a call of this arity");
-        *out = emit(L, op, FMD_TYPE_INT, f->tmp, (int)n, 0, f->guard, e->span, sp);
+        *out = fmc_lw_emit(L, op, FMD_TYPE_INT, f->tmp, (int)n, 0, f->guard, e->span, sp);
         return STEP_DONE;
     }
     default: return step_fail(L, e, "this expression");
@@ -746,6 +453,7 @@ static fmc_program *finish(lowerer *L, const fmd_decl *mask, int32_t result) {
         memcpy(p->arg_spans[map[i]], L->argsp[i], sizeof p->arg_spans[0]);
     }
     p->result = map[result];
+    if (!fmc_program_assign_rows(p)) goto oom;
     for (size_t k = 0; k < np; k++) {
         if (pslot[k] < 0) continue;
         const fmd_decl *d = L->kind_decls[FMD_DECL_PARAM][k];

@@ -25,14 +25,20 @@ def put(target, name, data):
     (d / name).write_bytes(data)
 
 
+def c_bytes(lit):
+    """The bytes of one C string literal's body (escapes as C reads them;
+    non-ASCII characters written literally are their UTF-8 bytes)."""
+    raw = "".join(c if ord(c) < 128 else "".join("\\x%02x" % b for b in c.encode()) for c in lit)
+    return ast.literal_eval('b"' + raw + '"')
+
+
 def c_strings(text):
     """The C string literals of BAD(name, source, expected) entries: the
     source argument (adjacent literals joined)."""
     sources = []
     for m in re.finditer(r'BAD\(\s*"([^"]*)",\s*((?:"(?:[^"\\]|\\.)*"\s*)+),', text):
         lits = re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(2))
-        s = "".join(ast.literal_eval('"' + lit + '"') for lit in lits)
-        sources.append((m.group(1), s.encode("utf-8", "surrogateescape")))
+        sources.append((m.group(1), b"".join(c_bytes(lit) for lit in lits)))
     return sources
 
 
@@ -81,6 +87,8 @@ put("fuzz_npy", "f16", npy("<f2", (3,), struct.pack("<3H", 0x3C00, 0x7C00, 0x7E0
 put("fuzz_npy", "f64", npy("<f8", (2,), struct.pack("<2d", 1.5, -0.0)))
 put("fuzz_npy", "bool", npy("|b1", (4,), bytes([1, 0, 1, 1])))
 put("fuzz_npy", "u8_v2", npy("|u1", (2, 2), bytes([0, 1, 2, 3]), (2, 0)))
+put("fuzz_npy", "bool3", npy("|b1", (1, 3, 4), bytes([1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0])))
+put("fuzz_npy", "u8_4d", npy("|u1", (2, 1, 2, 3), bytes([1, 1, 1, 0, 1, 1, 0, 0, 1, 2, 0, 1])))
 put("fuzz_npy", "scalar", npy("<i4", (), struct.pack("<i", 42)))
 put("fuzz_npy", "empty", npy("<f4", (0, 3), b""))
 put("fuzz_npy", "fortran", npy("<i4", (2,), struct.pack("<2i", 1, 2)).replace(b"False", b"True "))

@@ -12,7 +12,7 @@
 # Everything it writes is under fuzz-out/ (gitignored): the growing corpus
 # (fuzz-out/corpus/TARGET, seeded from fuzz/corpus/TARGET), the findings
 # (fuzz-out/findings/TARGET/crash-*, timeout-*, leak-*, oom-*), logs and
-# the table (fuzz-out/summary.md). A run goes on after a finding until its
+# the table (fuzz-out/summary.md; findings counts this run's new ones). A run goes on after a finding until its
 # time is up. Exit status: 0 no findings, 1 some finding, 2 bad usage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,7 +49,10 @@ run_one() {
   mkdir -p "$corpus" "$finds"
   case $t in fuzz_frontend|fuzz_blockmask) dict=(-dict=fuzz/mask.dict) ;; esac
   : >"$log"
-  local start end left execs=0 n
+  local start end left execs=0 n=0
+  local before first
+  before=$(find "$finds" -type f | wc -l)
+  first=$before
   start=$(date +%s)
   end=$((start + secs))
   while left=$((end - $(date +%s))); [ "$left" -gt 0 ]; do
@@ -58,17 +61,19 @@ run_one() {
     "$bin" -max_total_time="$left" -timeout=10 -rss_limit_mb=2560 -max_len=8192 \
       -print_final_stats=1 -artifact_prefix="$finds/" "${dict[@]}" \
       "$corpus" "fuzz/corpus/$t" >>"$log" 2>&1 || true
-    n=$(grep -a 'stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')
-    execs=$n
-    # A run that stopped without a finding and before the deadline is done.
-    grep -aqE '^(==[0-9]+== ?ERROR|SUMMARY: libFuzzer)' "$log" || break
-    [ "$(date +%s)" -lt "$end" ] || break
+    # Executions: the last status line (or final stats) of each fuzzer run.
+    execs=$(awk '/^#[0-9]+\t/ {c = substr($1, 2) + 0} /^stat::number_of_executed_units/ {c = $2}
+                 /^== restarting/ {t += c; c = 0} END {print t + c}' "$log")
+    # A run that stopped without a new finding is done (out of time).
+    n=$(find "$finds" -type f | wc -l)
+    [ "$n" -gt "$before" ] || break
+    before=$n
     echo "== restarting after a finding" >>"$log"
   done
   local took=$(($(date +%s) - start))
   local files findings
   files=$(find "$corpus" -type f | wc -l)
-  findings=$(find "$finds" -type f | wc -l)
+  findings=$(( $(find "$finds" -type f | wc -l) - first ))
   echo "$t $took $execs $files $findings" >"$out/logs/$t.result"
 }
 

@@ -208,7 +208,8 @@ typedef struct fm_blockmask_info {
     int64_t tiles_by_analysis; /* stored tiles proven by analysis */
     int64_t tiles_by_points;   /* stored tiles settled point by point */
     int64_t true_positions;    /* mask-true positions over every batch and head;
-                                  -1 when the build did not count them */
+                                  -1 when the build did not count them (then
+                                  fm_blockmask_count_true counts them) */
     int64_t bytes;             /* storage of the tile lists */
 } fm_blockmask_info;
 
@@ -225,6 +226,10 @@ FM_API fm_status fm_blockmask_row(const fm_blockmask *blockmask, int64_t b, int6
 FM_API fm_status fm_blockmask_column(const fm_blockmask *blockmask, int64_t b, int64_t h,
                                      int64_t kv_block, const int32_t **full, int64_t *num_full,
                                      const int32_t **partial, int64_t *num_partial);
+/* The number of positions where the mask is true, over every batch and
+ * head. Counts what the build left uncounted by evaluating those partial
+ * tiles once (the result is then cached; safe to call from many threads). */
+FM_API fm_status fm_blockmask_count_true(const fm_blockmask *blockmask, int64_t *count);
 /* Evaluates the mask at one position (the reference the tools check with). */
 FM_API fm_status fm_blockmask_eval(const fm_blockmask *blockmask, int64_t b, int64_t h,
                                    int64_t q, int64_t kv, bool *value);
@@ -424,9 +429,11 @@ FM_API bool fm_cuda_available(char *why, size_t n);
  * fm_attention_cpu (num_threads is used by the CPU only). On a GPU the
  * tensors are copied to it and the outputs back; q, k and v are computed
  * in their own 16-bit type (float32 inputs are rounded to float16), with
- * float32 accumulation. The GPU needs head dim 64 or 128 and BlockMask
- * block sizes that are multiples of 64 (FM_ERR_UNSUPPORTED otherwise, with
- * a message naming what is supported; the CPU takes any). */
+ * float32 accumulation. The GPU kernel needs head dim 64 or 128 and
+ * BlockMask block sizes that are multiples of 64; anything else runs on the
+ * CPU (with a note in diags) on a device opened with FM_DEVICE_AUTO, and is
+ * FM_ERR_UNSUPPORTED, with a message naming what is supported, on one
+ * opened with FM_DEVICE_CUDA. */
 FM_API fm_status fm_device_attention(fm_device *device, const fm_attention_args *args,
                                      fm_diagnostics *diags);
 

@@ -8,7 +8,9 @@
  *
  * One thread block per (query tile of 64 rows, head, batch); two warps,
  * each owning 32 query rows (two 16-row slices, so every K and V fragment
- * read from shared memory feeds two tensor-core products). Per 64-column key/value tile: S = Q K^T with
+ * read from shared memory feeds two tensor-core products). Per key/value
+ * tile (64 keys at head dim 64, 32 at 128, so the accumulators fit in
+ * registers without spills): S = Q K^T with
  * mma.sync m16n8k16 (fp32 accumulation), the mask applied only on partial
  * tiles, an online softmax in base 2, then O += P V. Full tiles come first
  * and never evaluate the mask; empty tiles are never loaded (they are not
@@ -36,6 +38,11 @@ constexpr int kMT = FM_FWD_BLOCK_M / 16 / (FM_FWD_THREADS / 32); /* 16-row slice
 static_assert(kMT * 16 * (kThreads / 32) == kM, "warps must cover the query tile");
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
 
+/* The hardware primitives. tests/test_kernel_emu.c compiles this file for
+ * the host with FM_KERNEL_EMULATION and its own versions of these (threads
+ * standing in for lanes), to check the kernel's indexing, pipeline and
+ * softmax against the CPU reference without a GPU. */
+#ifndef FM_KERNEL_EMULATION
 __device__ __forceinline__ unsigned smem_u32(const void *p) {
     unsigned r;
     asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
@@ -100,13 +107,7 @@ __device__ __forceinline__ float exp2_approx(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));
     return r;
 }
-
-/* Element offset of 16-byte chunk (row, col), col a multiple of 8. The
- * chunk index is XOR-swizzled with the row so that the 8 rows one
- * ldmatrix phase reads fall in 8 different bank groups. */
-__device__ __forceinline__ int swz(int row, int col) {
-    return row * kD + ((((col >> 3) ^ (row & 7))) << 3);
-}
+#endif
 
 /* ldmatrix addresses without a register per (row block, chunk) pair:
  * a thread always reads row r (mod 8) of its 8x8 matrices, so the swizzled
@@ -188,7 +189,9 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t4 = lane & 3; /* fragment row group, thread in group */
     const int b = blockIdx.z, h = blockIdx.y;
-    const int q0 = blockIdx.x * kM;
+    /* Last query tile first: under causal-like masks the last tiles have
+     * the most keys, and starting them first keeps the grid's tail short. */
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * kM;
     const int wrow = warp * kMT * 16; /* this warp's first row in the tile */
     const int kvh = h / (p.heads / p.kv_heads); /* grouped-query attention */
 

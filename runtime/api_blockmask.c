@@ -171,6 +171,7 @@ static void blockmask_release(fm_blockmask *m) {
     free(m->input_dims);
     free(m->params);
     fmr_shared_release(m->shared);
+    pthread_mutex_destroy(&m->lock);
     free(m);
 }
 
@@ -256,6 +257,7 @@ FM_API fm_status fm_blockmask_build(const fm_mask *mask, const fm_bindings *bind
     if (st == FM_OK) {
         m = calloc(1, sizeof *m);
         if (!m) st = FM_ERR_NO_MEMORY;
+        else pthread_mutex_init(&m->lock, NULL);
     }
     if (st == FM_OK) {
         m->shared = fmr_shared_retain(mask->shared);
@@ -311,7 +313,9 @@ FM_API fm_status fm_blockmask_get_info(const fm_blockmask *blockmask, fm_blockma
     out->regions_decided = bm->stats.regions_decided;
     out->tiles_by_analysis = bm->stats.tiles_by_analysis;
     out->tiles_by_points = bm->stats.tiles_by_points;
+    pthread_mutex_lock(&((fm_blockmask *)blockmask)->lock);
     out->true_positions = bm->stats.true_positions;
+    pthread_mutex_unlock(&((fm_blockmask *)blockmask)->lock);
     out->bytes = bm->stats.bytes;
     return FM_OK;
 }
@@ -348,6 +352,18 @@ FM_API fm_status fm_blockmask_column(const fm_blockmask *blockmask, int64_t b, i
     int64_t sb = bm->bcast_batch ? 0 : b, sh = bm->bcast_heads ? 0 : h;
     int64_t r = (sb * bm->stored_heads + sh) * bm->nkvb + kv_block;
     return read_lists(&bm->t_full, &bm->t_partial, r, full, num_full, partial, num_partial);
+}
+
+FM_API fm_status fm_blockmask_count_true(const fm_blockmask *blockmask, int64_t *count) {
+    if (!blockmask || !count) return FM_ERR_INVALID_ARGUMENT;
+    fm_blockmask *m = (fm_blockmask *)blockmask; /* only the cache changes */
+    pthread_mutex_lock(&m->lock);
+    int64_t n = m->bm->stats.true_positions;
+    if (n < 0) n = fmc_blockmask_count_true(m->bm);
+    pthread_mutex_unlock(&m->lock);
+    if (n < 0) return FM_ERR_NO_MEMORY;
+    *count = n;
+    return FM_OK;
 }
 
 FM_API fm_status fm_blockmask_eval(const fm_blockmask *blockmask, int64_t b, int64_t h,

@@ -2,6 +2,7 @@
 #ifndef FM_RUNTIME_API_INTERNAL_H
 #define FM_RUNTIME_API_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "compiler/blockmask.h"
@@ -53,6 +54,7 @@ struct fm_blockmask {
     const int32_t **inputs;
     int32_t **owned_inputs; /* copies of FM_COPY arrays (NULL for borrowed) */
     int64_t (*input_dims)[FMD_MAX_RANK];
+    pthread_mutex_t lock; /* guards the lazy count of true positions */
 };
 
 fmr_shared_program *fmr_shared_retain(fmr_shared_program *s);

@@ -12,6 +12,7 @@
 
 struct fm_device {
     fm_device_kind kind;
+    bool asked_auto; /* opened with FM_DEVICE_AUTO: shapes the kernel lacks run on the CPU */
     fmr_gpu *gpu;
     char name[320];
     char reason[640];
@@ -41,6 +42,7 @@ FM_API fm_status fm_device_open(fm_device_kind kind, fm_diagnostics *diags, fm_d
         return FM_OK;
     }
     char why[512] = "";
+    d->asked_auto = kind == FM_DEVICE_AUTO;
     fm_status st = fmr_gpu_open(&d->gpu, why, sizeof why);
     if (st == FM_OK) {
         d->kind = FM_DEVICE_CUDA;
@@ -221,5 +223,20 @@ FM_API fm_status fm_device_attention(fm_device *dev, const fm_attention_args *ar
                                      fm_diagnostics *diags) {
     if (!dev || !args || !args->mask) return FM_ERR_INVALID_ARGUMENT;
     if (dev->kind == FM_DEVICE_CPU) return fm_attention_cpu(args, diags);
+    /* A device opened with AUTO runs what the kernel does not cover (head
+       dims other than 64 and 128, block sizes that are not multiples of
+       64) on the CPU, and says so in a note; one opened as CUDA refuses. */
+    const fmc_blockmask *bm = args->mask->bm;
+    int64_t D = args->q.shape[3];
+    const char *bp = fmr_gpu_block_size_problem(bm->block_q, bm->block_kv);
+    if (dev->asked_auto && (bp || (D != 64 && D != 128))) {
+        if (diags) {
+            fmd_diag_add(&diags->d, FMD_NOTE, NULL, (fmd_span){0, 0}, NULL,
+                         "ran on the CPU: the CUDA kernel %s (head dim %lld, blocks %lld x %lld)",
+                         bp ? "needs block sizes that are multiples of 64" : "supports head dims 64 and 128",
+                         (long long)D, (long long)bm->block_q, (long long)bm->block_kv);
+        }
+        return fm_attention_cpu(args, diags);
+    }
     return cuda_attention(dev, args, diags);
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: install what is missing, build with warnings as
-# errors, run every test through ctest; then the same suite once more under
+# errors, run every test through ctest and the command-line tools once under
+# valgrind memcheck (tests/valgrind.sh); then the same suite once more under
 # AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,9 @@ cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFM_WERROR=ON >/dev/
 cmake --build build-test -j"$jobs" >/dev/null
 echo "== ctest"
 ctest --test-dir build-test --output-on-failure -j"$jobs"
+
+echo "== command-line tools under valgrind memcheck"
+tests/valgrind.sh build-test
 
 echo "== build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFM_WERROR=ON -DFM_SANITIZE=ON \

@@ -224,6 +224,34 @@ static void test_each_mask(void **state) {
     }
 }
 
+/* Extreme sizes: one-position blocks, blocks larger than the lengths, a
+ * head dimension above any kernel's register blocking, a single query. */
+static void test_odd_sizes(void **state) {
+    (void)state;
+    tu_rng rng = {77};
+    const int64_t cfg[][5] = {
+        /* Q, KV, D, bq, bkv */
+        {9, 13, 5, 1, 1}, {30, 20, 8, 512, 512}, {17, 40, 300, 8, 16}, {1, 50, 64, 128, 7},
+    };
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+        case_spec s;
+        memset(&s, 0, sizeof s);
+        s.kind = i % 2 ? AF_M_SLIDING : AF_M_STRICT;
+        s.layout = (int)i % AF_L_COUNT;
+        s.B = 1;
+        s.H = 2;
+        s.KVH = 1;
+        s.Q = cfg[i][0];
+        s.KV = cfg[i][1];
+        s.D = cfg[i][2];
+        s.bq = cfg[i][3];
+        s.bkv = cfg[i][4];
+        s.dq = s.dk = s.dv = s.dout = FM_FLOAT32;
+        s.amp = 1.5;
+        check_case(&s, &rng);
+    }
+}
+
 /* Each storage dtype on its own, output in that dtype and in float32. */
 static void test_dtypes(void **state) {
     (void)state;
@@ -769,6 +797,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_f16_conversion),     cmocka_unit_test(test_bf16_conversion),
         cmocka_unit_test(test_bad_arguments),      cmocka_unit_test(test_isa_switch),
         cmocka_unit_test(test_each_mask),          cmocka_unit_test(test_dtypes),
+        cmocka_unit_test(test_odd_sizes),
         cmocka_unit_test(test_thread_determinism), cmocka_unit_test(test_nonfinite_masked_values),
         cmocka_unit_test(test_source_masks),       cmocka_unit_test(test_fmc_attend),
         cmocka_unit_test(test_random_cases),

@@ -581,11 +581,66 @@ static void test_limits(void **state) {
     compiled_free(&c);
 }
 
+/* Shapes and values at the edges of int64: no overflow, no hang, and the
+ * right answer (run under UBSan in the sanitizer build). */
+static void test_extreme_shapes(void **state) {
+    (void)state;
+    const int64_t big = (int64_t)1 << 62;
+    static const struct {
+        const char *src;
+        int64_t B, H, Q, KV, bq, bkv, param;
+        fmc_build_status want;
+    } cases[] = {
+        {"param w = 1; mask m = kv <= q && q - kv < w;", 1, 1, (int64_t)1 << 62, (int64_t)1 << 62,
+         (int64_t)1 << 60, (int64_t)1 << 60, INT64_MAX, FMC_BUILD_OK},
+        {"param w = 1; mask m = kv <= q;", 1, 1, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, 0,
+         FMC_BUILD_OK},
+        {"param w = 1; mask m = abs(q - kv) < w;", 1, 1, (int64_t)1 << 62, (int64_t)1 << 62,
+         (int64_t)1 << 61, (int64_t)3 << 59, 5, FMC_BUILD_OK},
+        {"param w = 1; mask m = q * 3 > kv;", 1, 1, (int64_t)1 << 62, 1000, (int64_t)1 << 61,
+         1000, 0, FMC_BUILD_SAFETY},
+        {"param w = 1; mask m = q + kv >= w;", 1, 1, INT64_MAX, INT64_MAX, (int64_t)1 << 62,
+         (int64_t)1 << 62, 0, FMC_BUILD_SAFETY},
+        {"param w = 1; mask m = kv % w == 0;", 1, 1, 1000, 1000, 7, 9, 0, FMC_BUILD_SAFETY},
+        {"param w = 1; mask m = w > 0;", (int64_t)1 << 40, (int64_t)1 << 20, 1000, 1000, 100, 100,
+         1, FMC_BUILD_OK},
+        {"param w = 1; mask m = b + h < w;", (int64_t)1 << 40, 3, 1000, 1000, 100, 100, 1,
+         FMC_BUILD_LIMIT},
+    };
+    (void)big;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        compiled c;
+        assert_true(compile(cases[i].src, NULL, &c, false));
+        int64_t params[1] = {cases[i].param};
+        fmc_env env = {cases[i].B, cases[i].H, cases[i].Q, cases[i].KV, params, NULL, NULL};
+        fmd_diags d;
+        fmd_diags_init(&d);
+        fmc_build_status st;
+        fmc_blockmask *m =
+            fmc_blockmask_build(c.p, &env, cases[i].bq, cases[i].bkv, 0, &d, &st);
+        if (st != cases[i].want) {
+            fmd_diags_render(&d, stderr, false);
+            fail_msg("case %zu (%s): status %d, expected %d", i, cases[i].src, (int)st,
+                     (int)cases[i].want);
+        }
+        if (m) {
+            assert_true(m->stats.evaluations < 100000);
+            assert_true(m->stats.full >= 0 && m->stats.partial >= 0 && m->stats.empty >= 0);
+        } else {
+            assert_true(d.errors > 0);
+        }
+        fmc_blockmask_free(m);
+        fmd_diags_clear(&d);
+        compiled_free(&c);
+    }
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_masks),     cmocka_unit_test(test_standard_masks),
         cmocka_unit_test(test_zero_evaluations), cmocka_unit_test(test_documents_exact),
         cmocka_unit_test(test_million_tokens),   cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_extreme_shapes),
     };
     return TU_RUN(tests, argc, argv);
 }

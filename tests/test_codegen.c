@@ -391,12 +391,34 @@ static void test_too_many_params(void **state) {
     free(src);
 }
 
+/* fmc cuda prints the same text, whatever the shape flags would be. */
+static void test_fmc_cuda_cli(void **state) {
+    (void)state;
+    char cmd[2048], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "'%s' cuda '%s/examples/masks/document.mask' --mask same_document", FM_FMC_PATH,
+             FM_SOURCE_DIR);
+    assert_int_equal(tu_run(cmd, &out, &err), 0);
+    assert_non_null(strstr(out, "FM_DEVICE int " FMC_CUDA_MASK_FN "("));
+    assert_non_null(strstr(out, "mask 'same_document'"));
+    assert_non_null(strstr(out, "e->inputs[0]"));
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "'%s' cuda '%s/examples/masks/causal.mask' --full", FM_FMC_PATH, FM_SOURCE_DIR);
+    assert_int_equal(tu_run(cmd, &out, NULL), 0);
+    assert_non_null(strstr(out, "fm_flash_fwd"));
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' cuda '%s/examples/masks/causal.mask' --bogus", FM_FMC_PATH, FM_SOURCE_DIR);
+    assert_int_equal(tu_run(cmd, NULL, NULL), 2);
+    snprintf(cmd, sizeof cmd, "'%s' cuda '%s/examples/masks/document.mask' --mask nope", FM_FMC_PATH, FM_SOURCE_DIR);
+    assert_int_equal(tu_run(cmd, NULL, NULL), 1);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_agrees_with_interpreter),
         cmocka_unit_test(test_floor_division_edges),
         cmocka_unit_test(test_long_chain),
         cmocka_unit_test(test_too_many_params),
+        cmocka_unit_test(test_fmc_cuda_cli),
     };
     return TU_RUN(tests, argc, argv);
 }

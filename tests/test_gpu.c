@@ -295,6 +295,16 @@ static void test_unsupported_block_size(void **state) {
     assert_non_null(strstr(m.message, "64, 128"));
     fm_diagnostics_free(dg);
     assert_int_equal(fm_attention_cpu(&a, NULL), FM_OK);
+    /* A device opened with AUTO runs it on the CPU instead, with a note. */
+    fm_device *autodev;
+    assert_int_equal(fm_device_open(FM_DEVICE_AUTO, NULL, &autodev), FM_OK);
+    dg = fm_diagnostics_create();
+    assert_int_equal(fm_device_attention(autodev, &a, dg), FM_OK);
+    assert_int_equal(fm_diagnostics_get(dg, 0, &m), FM_OK);
+    assert_string_equal(m.severity, "note");
+    assert_non_null(strstr(m.message, "ran on the CPU"));
+    fm_diagnostics_free(dg);
+    fm_device_free(autodev);
     fm_blockmask_free(bm);
     fm_mask_free(mask);
     fm_program_free(prog);

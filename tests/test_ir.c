@@ -408,8 +408,16 @@ static void test_row_matches_points(void **state) {
         "mask m = kv != 0 ? q / kv == 1 : q % 2 == 0;",
     };
     tu_rng r = {99};
-    for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++) {
-        prog c = compile(srcs[i]);
+    for (size_t i = 0; i < 2 * sizeof srcs / sizeof srcs[0]; i++) {
+        prog c = compile(srcs[i / 2]);
+        /* Rows are shared between values by liveness; a program without
+         * the map (hand-built) uses one row per instruction. */
+        assert_non_null(c.p->row_slot);
+        assert_true(c.p->nrow_slots <= c.p->count);
+        if (i % 2) {
+            free(c.p->row_slot);
+            c.p->row_slot = NULL;
+        }
         int32_t arr[2 * 37];
         for (int k = 0; k < 2 * 37; k++) arr[k] = (int32_t)tu_rng_range(&r, -2, 5);
         const int32_t *ins[1] = {arr};

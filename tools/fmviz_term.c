@@ -175,38 +175,10 @@ void fmviz_print_picture(const fmviz *v) {
     printf("queries go down, keys/values go right\n\n");
 }
 
-/* The build counts true positions only where it had them at hand (-1
- * otherwise): count the rest here, evaluating the partial tiles only. */
 static bool count_true(const fmviz *v, double *out) {
-    const fm_blockmask_info *in = &v->info;
-    if (in->true_positions >= 0) {
-        *out = (double)in->true_positions;
-        return true;
-    }
-    double total = 0;
-    for (int64_t b = 0; b < v->stored_batch; b++)
-        for (int64_t h = 0; h < v->stored_heads; h++)
-            for (int64_t qb = 0; qb < in->num_q_blocks; qb++) {
-                const int32_t *fl, *pl;
-                int64_t nf, np, cnt = 0;
-                if (fm_blockmask_row(v->s.blockmask, b, h, qb, &fl, &nf, &pl, &np) != FM_OK)
-                    return false;
-                total += (double)nf * (double)in->block_q * (double)in->block_kv;
-                int64_t q0 = qb * in->block_q, q1 = q0 + fmv_tile_rows(in, qb);
-                for (int64_t k = 0; k < np; k++) {
-                    int64_t k0 = pl[k] * in->block_kv, k1 = k0 + fmv_tile_cols(in, pl[k]);
-                    for (int64_t q = q0; q < q1; q++)
-                        for (int64_t kv = k0; kv < k1; kv++) {
-                            bool val;
-                            if (fm_blockmask_eval(v->s.blockmask, b, h, q, kv, &val) != FM_OK)
-                                return false;
-                            cnt += val;
-                        }
-                }
-                total += (double)cnt;
-            }
-    *out = total * (double)(in->shape.batch / v->stored_batch) *
-           (double)(in->shape.heads / v->stored_heads);
+    int64_t n;
+    if (fm_blockmask_count_true(v->s.blockmask, &n) != FM_OK) return false;
+    *out = (double)n;
     return true;
 }
 

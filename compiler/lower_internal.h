@@ -1,0 +1,72 @@
+/* State shared by the two halves of lowering: instruction emission with
+ * sharing (lower_emit.c) and the expression machine (lower.c). */
+#ifndef FM_COMPILER_LOWER_INTERNAL_H
+#define FM_COMPILER_LOWER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "compiler/ir.h"
+
+#define GUARD_NONE (-1)
+#define GUARD_FALSE (-2) /* the code is never evaluated */
+#define GUARD_ERROR (-3) /* building the guard failed (out of memory, limits) */
+#define LOWER_MAX_INSNS (1u << 22)
+#define LOWER_MAX_WORK (1u << 25)
+#define IMPLY_BUDGET 64
+#define MEMO_SCAN 16
+
+
+typedef struct memo_entry {
+    int32_t guard, reg, next;
+} memo_entry;
+
+typedef struct frame {
+    const fmd_expr *e;
+    int32_t guard;
+    uint32_t stage;
+    size_t i;
+    int32_t acc;
+    int32_t tmp[FMD_MAX_RANK];
+} frame;
+
+typedef struct lowerer {
+    const fmd_program *ast;
+    fmd_diags *diags;
+    fmc_insn *insns;
+    fmd_span (*argsp)[FMD_MAX_RANK];
+    int32_t *chain; /* previous instruction with the same key (another guard) */
+    size_t count, cap;
+    int32_t *ht; /* open addressing: head instruction of each key */
+    size_t htcap;
+    memo_entry *memo;
+    size_t nmemo, memocap;
+    int32_t *memo_head[FMD_DECL_KIND_COUNT]; /* per decl kind, by decl->index */
+    size_t nkind[FMD_DECL_KIND_COUNT];
+    const fmd_decl **kind_decls[FMD_DECL_KIND_COUNT];
+    frame *stack;
+    size_t nstack, stackcap;
+    size_t work;
+    bool oom, too_big, bad;
+} lowerer;
+
+/* Does guard g being true imply guard g0 is true? (bounded; false when unsure) */
+bool fmc_lw_implies(const lowerer *L, int32_t g, int32_t g0);
+/* Whether register r is a constant (its value in *v when v is not NULL). */
+bool fmc_lw_is_const(const lowerer *L, int32_t r, int64_t *v);
+/* Appends x, or returns an existing instruction with the same operation
+ * whose guard the new one's implies; -1 when memory or limits run out. */
+int32_t fmc_lw_emit_raw(lowerer *L, const fmc_insn *x, const fmd_span *argsp);
+int32_t fmc_lw_emit_const(lowerer *L, fmd_type type, int64_t v, fmd_span span);
+/* op(args) under guard, with literal folding and boolean simplification. */
+int32_t fmc_lw_emit(lowerer *L, fmc_op op, fmd_type type, const int32_t *args, int nargs,
+                    int64_t imm, int32_t guard, fmd_span span, const fmd_span *argsp);
+int32_t fmc_lw_emit1(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t guard, fmd_span span,
+                     fmd_span as);
+int32_t fmc_lw_emit2(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t b, int32_t guard,
+                     fmd_span span, fmd_span as, fmd_span bs);
+/* The guard of code evaluated where g holds and x is true: GUARD_FALSE when
+ * it never is, GUARD_ERROR on failure. */
+int32_t fmc_lw_make_guard(lowerer *L, int32_t g, int32_t x, fmd_span span);
+
+#endif

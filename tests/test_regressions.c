@@ -1,0 +1,138 @@
+/* Regression tests for the findings of the fuzz targets (fuzz/, see
+ * docs/reliability.md). Each case replays a finding's input through the
+ * path that failed, minimized to the part that matters, and checks the
+ * outcome the language page asks for. The BlockMask cases are checked
+ * against brute force the way fuzz_blockmask checks them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#include "flexmask.h"
+
+/* ---- BlockMask builds, against brute force ---- */
+
+typedef struct bm_input {
+    const char *name;
+    int64_t count;       /* rank-1 length (rank 2: rows * cols with dims below) */
+    int32_t fill;        /* every value */
+    size_t rank;
+    int64_t dims[2];
+} bm_input;
+
+typedef struct bm_case {
+    const char *name;
+    const char *source;
+    fm_shape shape;
+    int64_t block_q, block_kv;
+    const char *params[4];   /* "NAME" */
+    int64_t values[4];
+    bm_input inputs[2];
+    fm_status expect;        /* FM_OK or the refusal */
+    const char *message;     /* a part of the first diagnostic (refusals) */
+} bm_case;
+
+static const bm_case bm_cases[] = {
+    /* fuzz_blockmask crash-90f4e40d: signed overflow (UB) in the abstract
+     * interpreter's refinement of an index whose value is a huge constant:
+     * the index p1 * KV_LEN folds to a constant past int64 and the bounds
+     * constraint computed d + 1 from it. The point evaluation must report
+     * the overflow instead. */
+    {"fuzz_bm_constant_index_overflow",
+     "param p1 = 23;\ninput t[BATCH, KV_LEN];\nmask m0 = (min(HEADS, 10) > t[b, (p1 * KV_LEN)]);\n",
+     {1, 1, 11, 11}, 23, 63, {"p1"}, {INT64_C(7453926900754291712)},
+     {{"t", 11, 0, 2, {1, 11}}}, FM_ERR_SAFETY, "overflows 64 bits"},
+    /* The same read with the constant index itself at the int64 limit. */
+    {"fuzz_bm_index_at_int64_max",
+     "param p;\ninput t[KV_LEN];\nmask m = kv <= q && t[p] > 0;\n",
+     {1, 1, 11, 11}, 4, 4, {"p"}, {INT64_MAX},
+     {{"t", 11, 1, 1, {11}}}, FM_ERR_SAFETY, "reaches 9223372036854775807"},
+    {"fuzz_bm_index_at_int64_min",
+     "param p;\ninput t[KV_LEN];\nmask m = kv <= q && t[p] > 0;\n",
+     {1, 1, 11, 11}, 4, 4, {"p"}, {INT64_MIN},
+     {{"t", 11, 1, 1, {11}}}, FM_ERR_SAFETY, "-9223372036854775808"},
+};
+
+static void check_blockmask_case(const bm_case *c) {
+    fm_diagnostics *diags = fm_diagnostics_create();
+    fm_program *prog = NULL;
+    fm_mask *mask = NULL;
+    fm_bindings *bind = NULL;
+    fm_blockmask *bm = NULL;
+    int32_t *arrays[2] = {NULL, NULL};
+    assert_int_equal(fm_compile_string("reg.mask", c->source, strlen(c->source), diags, &prog),
+                     FM_OK);
+    assert_int_equal(fm_mask_select(prog, NULL, diags, &mask), FM_OK);
+    assert_int_equal(fm_bindings_create(mask, &bind), FM_OK);
+    for (int i = 0; i < 4 && c->params[i]; i++)
+        assert_int_equal(fm_bindings_set_param(bind, c->params[i], c->values[i], diags), FM_OK);
+    for (int i = 0; i < 2 && c->inputs[i].name; i++) {
+        const bm_input *in = &c->inputs[i];
+        arrays[i] = malloc((size_t)in->count * sizeof(int32_t));
+        assert_non_null(arrays[i]);
+        for (int64_t k = 0; k < in->count; k++) arrays[i][k] = in->fill;
+        assert_int_equal(fm_bindings_set_input(bind, in->name, arrays[i], in->rank, in->dims,
+                                               FM_COPY, diags),
+                         FM_OK);
+    }
+    fm_build_options opts = {c->block_q, c->block_kv, 0};
+    fm_status st = fm_blockmask_build(mask, bind, c->shape, &opts, diags, &bm);
+    char *text = fm_diagnostics_format(diags, false);
+    if (st != c->expect || (c->message && (!text || !strstr(text, c->message))))
+        fail_msg("%s: status %s, expected %s; diagnostics:\n%s", c->name, fm_status_string(st),
+                 fm_status_string(c->expect), text ? text : "");
+    fm_free(text);
+    if (st == FM_OK) {
+        /* Every tile exactly as brute force classifies it. */
+        fm_blockmask_info info;
+        assert_int_equal(fm_blockmask_get_info(bm, &info), FM_OK);
+        for (int64_t b = 0; b < c->shape.batch; b++)
+            for (int64_t h = 0; h < c->shape.heads; h++)
+                for (int64_t i = 0; i < info.num_q_blocks; i++) {
+                    const int32_t *full, *part;
+                    int64_t nf, np;
+                    assert_int_equal(fm_blockmask_row(bm, b, h, i, &full, &nf, &part, &np), FM_OK);
+                    for (int64_t j = 0; j < info.num_kv_blocks; j++) {
+                        int64_t q0 = i * c->block_q, k0 = j * c->block_kv;
+                        int64_t q1 = q0 + c->block_q, k1 = k0 + c->block_kv;
+                        bool clipped = q1 > c->shape.q_len || k1 > c->shape.kv_len;
+                        q1 = q1 > c->shape.q_len ? c->shape.q_len : q1;
+                        k1 = k1 > c->shape.kv_len ? c->shape.kv_len : k1;
+                        int64_t t = 0;
+                        for (int64_t q = q0; q < q1; q++)
+                            for (int64_t kv = k0; kv < k1; kv++) {
+                                bool v;
+                                assert_int_equal(fm_blockmask_eval(bm, b, h, q, kv, &v), FM_OK);
+                                t += v;
+                            }
+                        int want = t == 0 ? 0 : t == (q1 - q0) * (k1 - k0) && !clipped ? 2 : 1;
+                        int got = 0;
+                        for (int64_t k = 0; k < nf; k++) got = full[k] == j ? 2 : got;
+                        for (int64_t k = 0; k < np; k++) got = part[k] == j ? 1 : got;
+                        if (got != want)
+                            fail_msg("%s: tile (%lld, %lld, %lld, %lld) is %d, expected %d", c->name,
+                                     (long long)b, (long long)h, (long long)i, (long long)j, got,
+                                     want);
+                    }
+                }
+    }
+    fm_blockmask_free(bm);
+    for (int i = 0; i < 2; i++) free(arrays[i]);
+    fm_bindings_free(bind);
+    fm_mask_free(mask);
+    fm_program_free(prog);
+    fm_diagnostics_free(diags);
+}
+
+static void test_blockmask_findings(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof bm_cases / sizeof bm_cases[0]; i++) check_blockmask_case(&bm_cases[i]);
+}
+
+int main(int argc, char **argv) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_blockmask_findings),
+    };
+    return TU_RUN(tests, argc, argv);
+}
