@@ -141,7 +141,7 @@ bool fmc_ab_mod(const ctx *C, aval *r, const aval *x, const aval *y) {
         }
         int64_t lo = m > 0 ? 0 : m + 1, hi = m > 0 ? m - 1 : 0;
         uint8_t f = 0;
-        int64_t am = m > 0 ? m : -m;
+        __int128 am = m > 0 ? (__int128)m : -(__int128)m; /* m may be INT64_MIN */
         if (x->f & FMC_AF_CON) {
             /* Crossing a multiple of m takes both ends of the period. */
             f = FMC_AF_ATT;

@@ -93,9 +93,14 @@ static void print_expr(buf *b, const fmd_program *p, const fmd_expr *e, int min_
     case FMD_EXPR_NAME: put(b, e->u.name.name); break;
     case FMD_EXPR_UNARY:
         put(b, e->u.unary.op == FMD_UNOP_NEG ? "-" : "!");
-        /* -(-x) rather than --x, which reads like a decrement. */
-        print_expr(b, p, e->u.unary.operand,
-                   LEVEL_PRIMARY - (e->u.unary.operand->kind != FMD_EXPR_UNARY));
+        /* "- -x" rather than "--x", which reads like a decrement; not
+         * "-(-x)": parentheses count toward the nesting limit, so a long
+         * run of unary operators would print as a file that no longer
+         * compiles (fuzz_frontend finding, see docs/reliability.md). */
+        if (e->u.unary.op == FMD_UNOP_NEG && e->u.unary.operand->kind == FMD_EXPR_UNARY &&
+            e->u.unary.operand->u.unary.op == FMD_UNOP_NEG)
+            put(b, " ");
+        print_expr(b, p, e->u.unary.operand, LEVEL_UNARY);
         break;
     case FMD_EXPR_CHAIN: {
         int lv = level(e);

@@ -226,6 +226,9 @@ static void check_tiles(run *r, const fm_blockmask *bm) {
                         oops("broadcast over heads, but the mask depends on h", r->diags, r->src);
                 }
         }
+    int64_t counted = -1;
+    if (info.true_positions == -1 && (fm_blockmask_count_true(bm, &counted) != FM_OK || counted != trues))
+        oops("fm_blockmask_count_true disagrees with brute force", r->diags, r->src);
     if (info.empty_tiles != counts[0] || info.partial_tiles != counts[1] ||
         info.full_tiles != counts[2] ||
         (info.true_positions != trues && info.true_positions != -1 /* not counted */)) {

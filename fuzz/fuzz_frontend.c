@@ -64,6 +64,16 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         fmd_diags_clear(&d);
         return 0;
     }
+    /* Every located message points inside the source (a caret line past
+     * the end of a line is a rendering bug waiting to happen). */
+    for (size_t i = 0; i < d.count; i++) {
+        const fmd_diag *g = &d.items[i];
+        if (!g->message) __builtin_trap();
+        if (g->file && (g->line < 1 || g->col < 1 || g->span_start > g->span_end ||
+                        g->span_end > size || g->end_line < g->line ||
+                        (g->end_line == g->line && g->end_col < g->col)))
+            __builtin_trap();
+    }
     fmd_diags_render(&d, sink(), false);
     fmd_diags_render(&d, sink(), true);
     char *t1 = fmd_print(p);

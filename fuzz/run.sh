@@ -12,8 +12,9 @@
 # Everything it writes is under fuzz-out/ (gitignored): the growing corpus
 # (fuzz-out/corpus/TARGET, seeded from fuzz/corpus/TARGET), the findings
 # (fuzz-out/findings/TARGET/crash-*, timeout-*, leak-*, oom-*), logs and
-# the table (fuzz-out/summary.md; findings counts this run's new ones). A run goes on after a finding until its
-# time is up. Exit status: 0 no findings, 1 some finding, 2 bad usage.
+# the table (fuzz-out/summary.md; "findings" counts this run's new ones).
+# A run goes on after a finding until its time is up.
+# Exit status: 0 no findings, 1 some finding, 2 bad usage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=(fuzz_frontend fuzz_blockmask fuzz_npy fuzz_safetensors fuzz_jit_cache)
@@ -23,7 +24,7 @@ while getopts "t:j:h" o; do
   case $o in
     t) secs=$OPTARG ;;
     j) par=$OPTARG ;;
-    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))

@@ -136,13 +136,6 @@ AVX2 static inline float hmax8(__m256 v) {
     return _mm_cvtss_f32(x);
 }
 
-AVX2 static inline float hsum8(__m256 v) {
-    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    x = _mm_add_ss(x, _mm_movehdup_ps(x));
-    return _mm_cvtss_f32(x);
-}
-
 AVX2 static float softmax_row_avx2(float *s, int64_t n, int64_t np, const uint8_t *keep, float c,
                                    float *m, float *l) {
     const __m256 ninf = _mm256_set1_ps(-INFINITY), vc = _mm256_set1_ps(c);
@@ -175,14 +168,18 @@ AVX2 static float softmax_row_avx2(float *s, int64_t n, int64_t np, const uint8_
      * accumulation is empty anyway. */
     float alpha = _mm256_cvtss_f32(exp2_nonpos8(_mm256_set1_ps(*m - m_new)));
     const __m256 vm = _mm256_set1_ps(m_new);
-    __m256 vsum = _mm256_setzero_ps();
     for (int64_t j = 0; j < np; j += 8) {
         /* Excluded positions hold -inf; -inf - finite = -inf -> weight 0. */
         __m256 p = exp2_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
         _mm256_storeu_ps(s + j, p);
-        vsum = _mm256_add_ps(vsum, p);
     }
-    *l = *l * alpha + hsum8(vsum);
+    /* Summed in kv order, not in eight lanes: then a row's sum depends only
+     * on its kept weights and their order, never on which lanes they sit
+     * in (adding an excluded weight, 0, is exact). Two rows that keep the
+     * same keys at different positions (token trees) agree bit for bit. */
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; j++) sum += s[j];
+    *l = *l * alpha + sum;
     *m = m_new;
     return alpha;
 }

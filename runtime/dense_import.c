@@ -223,7 +223,8 @@ FM_API fm_status fm_blockmask_from_npy(const char *path, const fm_shape *shape,
         fmr_npy_free(&a);
         return FM_ERR_INVALID_ARGUMENT;
     }
-    for (size_t k = 0; k < a.rank; k++) dims[k] = a.shape[k];
+    for (size_t k = 0; k < a.rank; k++)
+        dims[k] = a.shape[k];
     switch (a.dtype) {
     case FMR_NPY_BOOL:
     case FMR_NPY_UINT8:
@@ -286,15 +287,16 @@ static fm_status slice_to_dense(const fmc_blockmask *bm, int64_t sb, int64_t sh,
     return FM_OK;
 }
 
-FM_API fm_status fm_blockmask_to_dense(const fm_blockmask *blockmask, uint8_t **out,
-                                       size_t *count, fm_diagnostics *diags) {
+FM_API fm_status fm_blockmask_to_dense(const fm_blockmask *blockmask, uint8_t **out, size_t *count,
+                                       fm_diagnostics *diags) {
     if (!blockmask || !out) return FM_ERR_INVALID_ARGUMENT;
     const fmc_blockmask *bm = blockmask->bm;
     int64_t slice = bm->q_len * bm->kv_len; /* each below 2^31: no overflow */
     int64_t slices = bm->batch * bm->heads;
     if (slice > FMR_DENSE_MAX_EXPORT_BYTES / slices) {
         say(diags,
-            "dense export: %lld x %lld x %lld x %lld positions is more than the limit of 2^34 bytes",
+            "dense export: %lld x %lld x %lld x %lld positions is more than the limit of 2^34 "
+            "bytes",
             (long long)bm->batch, (long long)bm->heads, (long long)bm->q_len,
             (long long)bm->kv_len);
         return FM_ERR_LIMIT;

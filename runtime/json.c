@@ -49,8 +49,10 @@ static void skip_ws(parser *p) {
 static const char *describe(parser *p, char *buf, size_t n) {
     if (p->pos >= p->len) return "the end of the text";
     unsigned char c = p->s[p->pos];
-    if (c >= 0x20 && c < 0x7f) snprintf(buf, n, "'%c'", c);
-    else snprintf(buf, n, "byte 0x%02x", c);
+    if (c >= 0x20 && c < 0x7f)
+        snprintf(buf, n, "'%c'", c);
+    else
+        snprintf(buf, n, "byte 0x%02x", c);
     return buf;
 }
 
@@ -78,15 +80,18 @@ static bool parse_number(parser *p, fmr_json *v) {
     bool big = false;
     while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') {
         unsigned d = p->s[p->pos++] - '0';
-        if (mag > (UINT64_MAX - d) / 10) big = true;
-        else mag = mag * 10 + d;
+        if (mag > (UINT64_MAX - d) / 10)
+            big = true;
+        else
+            mag = mag * 10 + d;
     }
     bool integer = true;
     if (p->pos < p->len && p->s[p->pos] == '.') {
         integer = false;
         p->pos++;
         size_t digits = p->pos;
-        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
+        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
+            p->pos++;
         if (p->pos == digits) return fail(p, start, "a number needs digits after '.'");
     }
     if (p->pos < p->len && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E')) {
@@ -94,7 +99,8 @@ static bool parse_number(parser *p, fmr_json *v) {
         p->pos++;
         if (p->pos < p->len && (p->s[p->pos] == '+' || p->s[p->pos] == '-')) p->pos++;
         size_t digits = p->pos;
-        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
+        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
+            p->pos++;
         if (p->pos == digits) return fail(p, start, "a number needs digits in its exponent");
     }
     uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
@@ -127,10 +133,14 @@ static size_t utf8_length(const unsigned char *s, size_t n) {
     size_t len;
     uint32_t cp;
     if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
-    else return 0;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
     if (n < len) return 0;
     for (size_t i = 1; i < len; i++) {
         if ((s[i] & 0xc0) != 0x80) return 0;
@@ -170,7 +180,8 @@ static size_t put_utf8(unsigned char *o, uint32_t cp) {
 static bool parse_string(parser *p, char **str, size_t *len) {
     size_t start = p->pos++;
     size_t end = p->pos;
-    while (end < p->len && p->s[end] != '"') end += p->s[end] == '\\' ? 2 : 1;
+    while (end < p->len && p->s[end] != '"')
+        end += p->s[end] == '\\' ? 2 : 1;
     if (end >= p->len) return fail(p, start, "a string is not closed");
     unsigned char *o = fmd_arena_alloc(p->arena, end - p->pos + 1);
     if (!o) return out_of_memory(p);
@@ -218,7 +229,9 @@ static bool parse_string(parser *p, char **str, size_t *len) {
             n += put_utf8(o + n, cp);
             break;
         }
-        default: return fail(p, esc, "unknown escape '\\%c' in a string", e >= 0x20 && e < 0x7f ? e : '?');
+        default:
+            return fail(p, esc, "unknown escape '\\%c' in a string",
+                        e >= 0x20 && e < 0x7f ? e : '?');
         }
     }
     o[n] = '\0';
@@ -340,19 +353,13 @@ static bool parse_value(parser *p, fmr_json *v, int depth) {
     switch (p->s[p->pos]) {
     case '{': return parse_object(p, v, depth);
     case '[': return parse_array(p, v, depth);
-    case '"':
-        v->kind = FMR_JSON_STRING;
-        return parse_string(p, &v->str, &v->len);
+    case '"': v->kind = FMR_JSON_STRING; return parse_string(p, &v->str, &v->len);
     case 't':
         v->kind = FMR_JSON_BOOL;
         v->boolean = true;
         return literal(p, "true");
-    case 'f':
-        v->kind = FMR_JSON_BOOL;
-        return literal(p, "false");
-    case 'n':
-        v->kind = FMR_JSON_NULL;
-        return literal(p, "null");
+    case 'f': v->kind = FMR_JSON_BOOL; return literal(p, "false");
+    case 'n': v->kind = FMR_JSON_NULL; return literal(p, "null");
     default:
         if (p->s[p->pos] == '-' || (p->s[p->pos] >= '0' && p->s[p->pos] <= '9'))
             return parse_number(p, v);

@@ -54,12 +54,18 @@ static void json_string(FILE *f, const char *s, size_t len) {
     fputc('"', f);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c == '\n') fputs("\\n", f);
-        else if (c == '\t') fputs("\\t", f);
-        else if (c == '\r') fputs("\\r", f);
-        else if (c < 0x20 || c == 0x7f) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c == '\r')
+            fputs("\\r", f);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
     }
     fputc('"', f);
 }
@@ -74,10 +80,14 @@ static bool valid_utf8(const unsigned char *s, size_t n) {
             i++;
             continue;
         }
-        if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
-        else return false;
+        if (c >= 0xc2 && c <= 0xdf)
+            len = 2, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            len = 3, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            len = 4, cp = c & 0x07;
+        else
+            return false;
         if (n - i < len) return false;
         for (size_t k = 1; k < len; k++) {
             if ((s[i + k] & 0xc0) != 0x80) return false;
@@ -212,7 +222,8 @@ FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, co
     size_t nt = 4 + p->ninputs;
     st_tensor *t = calloc(nt, sizeof *t);
     int32_t *num[2] = {malloc((size_t)rows * 4), malloc((size_t)rows * 4)};
-    int32_t *idx[2] = {malloc((size_t)(rows * bm->nkvb) * 4), malloc((size_t)(rows * bm->nkvb) * 4)};
+    int32_t *idx[2] = {malloc((size_t)(rows * bm->nkvb) * 4),
+                       malloc((size_t)(rows * bm->nkvb) * 4)};
     uint8_t *mark = malloc((size_t)bm->nkvb);
     char *header = NULL;
     FILE *f = NULL;
@@ -265,9 +276,11 @@ FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, co
         goto done;
     }
     unsigned char lenbuf[8];
-    for (int k = 0; k < 8; k++) lenbuf[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
+    for (int k = 0; k < 8; k++)
+        lenbuf[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
     bool ok = fwrite(lenbuf, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
-    for (size_t i = 0; i < nt && ok; i++) ok = write_le32(f, t[i].data, t[i].count);
+    for (size_t i = 0; i < nt && ok; i++)
+        ok = write_le32(f, t[i].data, t[i].count);
     if (fclose(f) != 0) ok = false;
     f = NULL;
     if (!ok) {
@@ -336,8 +349,8 @@ static bool meta_int(st_reader *r, const char *key, int64_t lo, int64_t hi, int6
 
 /* An int32 tensor: checks dtype, rank, that its offsets lie in the data
  * and agree with its shape. want[k] < 0 takes any size (written to dims). */
-static bool get_tensor(st_reader *r, const char *key, const fmr_json *t, size_t rank,
-                       int64_t *dims, const unsigned char **bytes) {
+static bool get_tensor(st_reader *r, const char *key, const fmr_json *t, size_t rank, int64_t *dims,
+                       const unsigned char **bytes) {
     if (!t) {
         say(r->diags, "%s: there is no tensor \"%s\"", r->name, key);
         return false;
@@ -379,13 +392,16 @@ static bool get_tensor(st_reader *r, const char *key, const fmr_json *t, size_t 
             return false;
         }
         dims[k] = d->integer;
-        if (d->integer && count > r->data_len / (uint64_t)d->integer) count = UINT64_MAX;
-        else count *= (uint64_t)d->integer;
+        if (d->integer && count > r->data_len / (uint64_t)d->integer)
+            count = UINT64_MAX;
+        else
+            count *= (uint64_t)d->integer;
     }
     if (off->count != 2 || off->items[0].kind != FMR_JSON_INT ||
         off->items[1].kind != FMR_JSON_INT || off->items[0].integer < 0 ||
         off->items[1].integer < off->items[0].integer) {
-        say(r->diags, "%s: tensor \"%s\": data_offsets must be two integers [begin, end], begin <= end",
+        say(r->diags,
+            "%s: tensor \"%s\": data_offsets must be two integers [begin, end], begin <= end",
             r->name, key);
         return false;
     }
@@ -399,7 +415,8 @@ static bool get_tensor(st_reader *r, const char *key, const fmr_json *t, size_t 
     }
     if (count == UINT64_MAX || e - b != count * 4) {
         say(r->diags, "%s: tensor \"%s\" holds %llu bytes but its shape needs %s", r->name, key,
-            (unsigned long long)(e - b), count == UINT64_MAX ? "more than the file" : "4 per element");
+            (unsigned long long)(e - b),
+            count == UINT64_MAX ? "more than the file" : "4 per element");
         return false;
     }
     *bytes = r->data + b;
@@ -410,7 +427,8 @@ static bool check_tensor_set(st_reader *r) {
     /* Tensors back to back, covering the data exactly, as the reference
      * implementation requires: anything else is a corrupted file. */
     size_t n = 0;
-    for (size_t i = 0; i < r->root->count; i++) n += strcmp(r->root->keys[i], "__metadata__") != 0;
+    for (size_t i = 0; i < r->root->count; i++)
+        n += strcmp(r->root->keys[i], "__metadata__") != 0;
     uint64_t *ranges = calloc(n ? 2 * n : 1, sizeof *ranges);
     if (!ranges) return false;
     size_t k = 0;
@@ -481,7 +499,8 @@ static bool read_lists(st_reader *r, fm_shape s, int64_t nqb, int64_t nkvb, st_l
             return false;
         }
         if (w == 1 && (dn[0] != l->b || dn[1] != l->h)) {
-            say(r->diags, "%s: full_kv_num_blocks and kv_num_blocks differ in their first two sizes",
+            say(r->diags,
+                "%s: full_kv_num_blocks and kv_num_blocks differ in their first two sizes",
                 r->name);
             return false;
         }
@@ -519,7 +538,8 @@ static bool lists_match(st_reader *r, const fm_blockmask *m, int64_t nqb, int64_
                     int64_t a = have[w]->off[rr], e = have[w]->off[rr + 1];
                     bool same = n == e - a;
                     for (int64_t k = 0; same && k < n; k++)
-                        same = (int32_t)le32(l->idx[w] + 4 * (row * nkvb + k)) == have[w]->idx[a + k];
+                        same =
+                            (int32_t)le32(l->idx[w] + 4 * (row * nkvb + k)) == have[w]->idx[a + k];
                     if (!same) {
                         say(r->diags,
                             "%s: %s of batch %lld, head %lld, query block %lld does not match the "
@@ -543,8 +563,8 @@ static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, fm_b
     fm_program *prog = NULL;
     fm_mask *mask = NULL;
     fm_bindings *bind = NULL;
-    fm_status st = fm_compile_string(sname ? sname->str : r->name, src->str, src->len, r->diags,
-                                     &prog);
+    fm_status st =
+        fm_compile_string(sname ? sname->str : r->name, src->str, src->len, r->diags, &prog);
     if (st == FM_OK) st = fm_mask_select(prog, mname->str, r->diags, &mask);
     if (st == FM_OK) st = fm_bindings_create(mask, &bind);
     for (size_t i = 0; st == FM_OK && i < r->meta->count; i++) {
@@ -579,13 +599,15 @@ static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, fm_b
             break;
         }
         int64_t count = 1;
-        for (size_t k = 0; k < rank; k++) count *= dims[k]; /* bounded by the data length */
+        for (size_t k = 0; k < rank; k++)
+            count *= dims[k]; /* bounded by the data length */
         int32_t *vals = malloc(count ? (size_t)count * 4 : 4);
         if (!vals) {
             st = FM_ERR_NO_MEMORY;
             break;
         }
-        for (int64_t k = 0; k < count; k++) vals[k] = (int32_t)le32(bytes + 4 * k);
+        for (int64_t k = 0; k < count; k++)
+            vals[k] = (int32_t)le32(bytes + 4 * k);
         st = fm_bindings_set_input(bind, key + 6, vals, rank, dims, FM_COPY, r->diags);
         free(vals);
     }
@@ -613,9 +635,11 @@ FM_API fm_status fm_blockmask_load_safetensors_memory(const char *name, const vo
         return FM_ERR_FORMAT;
     }
     uint64_t hlen = 0;
-    for (int k = 0; k < 8; k++) hlen |= (uint64_t)bytes[k] << (8 * k);
+    for (int k = 0; k < 8; k++)
+        hlen |= (uint64_t)bytes[k] << (8 * k);
     if (hlen > FMR_ST_MAX_HEADER) {
-        say(diags, "%s: the header length is %llu bytes, past the limit of %llu (not a safetensors file?)",
+        say(diags,
+            "%s: the header length is %llu bytes, past the limit of %llu (not a safetensors file?)",
             name, (unsigned long long)hlen, (unsigned long long)FMR_ST_MAX_HEADER);
         return FM_ERR_FORMAT;
     }
@@ -698,8 +722,7 @@ FM_API fm_status fm_blockmask_load_safetensors(const char *path, fm_diagnostics 
     FILE *f = fopen(path, "rb");
     struct stat sb;
     if (!f || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        say(diags, "cannot read '%s': %s", path,
-            f ? "not a regular file" : strerror(errno));
+        say(diags, "cannot read '%s': %s", path, f ? "not a regular file" : strerror(errno));
         if (f) fclose(f);
         return FM_ERR_IO;
     }

@@ -26,7 +26,8 @@ static void say(fm_diagnostics *diags, const char *fmt, ...) {
 static void report_cycle(const int32_t *parent, int64_t n, int64_t start, fm_diagnostics *diags) {
     /* n steps up from any token land on the cycle. */
     int64_t t = start;
-    for (int64_t i = 0; i < n; i++) t = parent[t];
+    for (int64_t i = 0; i < n; i++)
+        t = parent[t];
     char path[160];
     size_t used = 0;
     int64_t c = t, len = 0;
@@ -85,11 +86,15 @@ FM_API fm_status fm_tree_tables(const int32_t *parent, int64_t n, int32_t *enter
         st = FM_ERR_NO_MEMORY;
         goto done;
     }
-    for (int64_t i = 0; i < n; i++) first[parent[i] + 2]++;
-    for (size_t r = 1; r < nn + 2; r++) first[r] += first[r - 1];
-    for (int64_t i = 0; i < n; i++) kids[first[parent[i] + 1]++] = (int32_t)i;
+    for (int64_t i = 0; i < n; i++)
+        first[parent[i] + 2]++;
+    for (size_t r = 1; r < nn + 2; r++)
+        first[r] += first[r - 1];
+    for (int64_t i = 0; i < n; i++)
+        kids[first[parent[i] + 1]++] = (int32_t)i;
     /* first[r] now ends row r; row r starts at first[r - 1] (0 for r = 0). */
-    for (size_t i = 0; i < nn; i++) pre[i] = -1;
+    for (size_t i = 0; i < nn; i++)
+        pre[i] = -1;
     int32_t clock = 0;
     int32_t root_slot = 0, root_end = first[0];
     while (root_slot < root_end) {

@@ -12,3 +12,10 @@ foreach(src ${FM_EXAMPLE_SOURCES})
   get_filename_component(name ${src} NAME_WE)
   add_test(NAME example_${name} COMMAND example_${name})
 endforeach()
+
+# The tree example's equal-rows check must hold on both CPU kernel paths.
+if(TARGET example_tree_attention)
+  add_test(NAME example_tree_attention_portable COMMAND example_tree_attention)
+  set_tests_properties(example_tree_attention_portable PROPERTIES
+    ENVIRONMENT "FLEXMASK_CPU_ISA=portable")
+endif()

@@ -231,7 +231,10 @@ static void test_odd_sizes(void **state) {
     tu_rng rng = {77};
     const int64_t cfg[][5] = {
         /* Q, KV, D, bq, bkv */
-        {9, 13, 5, 1, 1}, {30, 20, 8, 512, 512}, {17, 40, 300, 8, 16}, {1, 50, 64, 128, 7},
+        {9, 13, 5, 1, 1},
+        {30, 20, 8, 512, 512},
+        {17, 40, 300, 8, 16},
+        {1, 50, 64, 128, 7},
     };
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
         case_spec s;
@@ -794,12 +797,17 @@ static void test_bf16_conversion(void **state) {
 
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_f16_conversion),     cmocka_unit_test(test_bf16_conversion),
-        cmocka_unit_test(test_bad_arguments),      cmocka_unit_test(test_isa_switch),
-        cmocka_unit_test(test_each_mask),          cmocka_unit_test(test_dtypes),
+        cmocka_unit_test(test_f16_conversion),
+        cmocka_unit_test(test_bf16_conversion),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_isa_switch),
+        cmocka_unit_test(test_each_mask),
+        cmocka_unit_test(test_dtypes),
         cmocka_unit_test(test_odd_sizes),
-        cmocka_unit_test(test_thread_determinism), cmocka_unit_test(test_nonfinite_masked_values),
-        cmocka_unit_test(test_source_masks),       cmocka_unit_test(test_fmc_attend),
+        cmocka_unit_test(test_thread_determinism),
+        cmocka_unit_test(test_nonfinite_masked_values),
+        cmocka_unit_test(test_source_masks),
+        cmocka_unit_test(test_fmc_attend),
         cmocka_unit_test(test_random_cases),
     };
     return TU_RUN(tests, argc, argv);

@@ -32,8 +32,8 @@ static bool diags_mention(fm_diagnostics *d, const char *what) {
 
 /* Compiles text, binds one input (may be NULL) and builds. */
 static fm_blockmask *build_text(const char *text, const char *input, const int32_t *data,
-                                size_t rank, const int64_t *dims, const char *param,
-                                int64_t value, fm_shape s, int64_t bq, int64_t bkv) {
+                                size_t rank, const int64_t *dims, const char *param, int64_t value,
+                                fm_shape s, int64_t bq, int64_t bkv) {
     fm_diagnostics *d = fm_diagnostics_create();
     fm_program *p = NULL;
     fm_mask *m = NULL;
@@ -55,8 +55,8 @@ static fm_blockmask *build_text(const char *text, const char *input, const int32
     return bm;
 }
 
-static fm_blockmask *import(const void *data, fm_dense_kind kind, size_t rank,
-                            const int64_t *dims, const fm_shape *shape, int64_t bq, int64_t bkv) {
+static fm_blockmask *import(const void *data, fm_dense_kind kind, size_t rank, const int64_t *dims,
+                            const fm_shape *shape, int64_t bq, int64_t bkv) {
     fm_diagnostics *d = fm_diagnostics_create();
     fm_build_options o = {bq, bkv, 0};
     fm_blockmask *bm = NULL;
@@ -213,7 +213,8 @@ static void test_dense_of_known_masks(void **state) {
         float *Q = malloc(nq * 4), *K = malloc(nk * 4), *V = malloc(nk * 4), *o1 = malloc(nq * 4),
               *o2 = malloc(nq * 4);
         tu_rng rng = {3};
-        for (size_t i = 0; i < nq; i++) Q[i] = (float)tu_rng_range(&rng, -1000, 1000) / 500.0f;
+        for (size_t i = 0; i < nq; i++)
+            Q[i] = (float)tu_rng_range(&rng, -1000, 1000) / 500.0f;
         for (size_t i = 0; i < nk; i++) {
             K[i] = (float)tu_rng_range(&rng, -1000, 1000) / 500.0f;
             V[i] = (float)tu_rng_range(&rng, -1000, 1000) / 500.0f;
@@ -352,15 +353,13 @@ static void test_import_errors(void **state) {
     expect_import_error(f, FM_DENSE_ADDITIVE, 1, dims, NULL, FM_ERR_INVALID_ARGUMENT, "not 1");
     expect_import_error(f, FM_DENSE_ADDITIVE, 5, dims, NULL, FM_ERR_INVALID_ARGUMENT, "not 5");
     int64_t zero[2] = {3, 0};
-    expect_import_error(f, FM_DENSE_ADDITIVE, 2, zero, NULL, FM_ERR_INVALID_ARGUMENT,
-                        "at least 1");
+    expect_import_error(f, FM_DENSE_ADDITIVE, 2, zero, NULL, FM_ERR_INVALID_ARGUMENT, "at least 1");
     fm_shape wrong_heads = {1, 4, 3, 4};
     expect_import_error(u, FM_DENSE_BOOL, 3, dims, &wrong_heads, FM_ERR_INVALID_ARGUMENT,
                         "HEADS=4");
     fm_shape wrong_len = {1, 2, 3, 5};
     u[1 * 12 + 2 * 4 + 3] = 1;
-    expect_import_error(u, FM_DENSE_BOOL, 3, dims, &wrong_len, FM_ERR_INVALID_ARGUMENT,
-                        "3 x 4");
+    expect_import_error(u, FM_DENSE_BOOL, 3, dims, &wrong_len, FM_ERR_INVALID_ARGUMENT, "3 x 4");
 }
 
 static void test_shape_zero_fields(void **state) {
@@ -400,6 +399,75 @@ static void test_export_limits(void **state) {
     fm_blockmask_free(bm);
 }
 
+/* ---- the fmc flags on top of the same functions ---- */
+
+static void test_fmc_dense_flags(void **state) {
+    /* Head 0 causal, head 1 a causal window of 3; broadcast over 3 batches. */
+    uint8_t m[2 * 12 * 16];
+    for (int h = 0; h < 2; h++)
+        for (int q = 0; q < 12; q++)
+            for (int kv = 0; kv < 16; kv++)
+                m[(h * 12 + q) * 16 + kv] = kv <= q && (h == 0 || q - kv < 3);
+    int64_t shape[3] = {2, 12, 16};
+    char *npy = tu_write_temp("cli_dense.npy", "", 0);
+    char *st = tu_write_temp("cli_dense.safetensors", "", 0);
+    char *out = tu_write_temp("cli_dense_out.npy", "", 0);
+    assert_int_equal(fmr_npy_save(npy, FMR_NPY_BOOL, 3, shape, m, NULL), FM_OK);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "'%s' blockmask --dense '%s' --block 4 --batch 3 --format json --safetensors '%s' "
+             "--dense-out '%s'",
+             FM_FMC_PATH, npy, st, out);
+    char *o = NULL, *e = NULL;
+    int rc = tu_run(cmd, &o, &e);
+    if (rc != 0) fprintf(stderr, "%s\n%s%s", cmd, o ? o : "", e ? e : "");
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(o, "dense"));
+    free(o);
+    free(e);
+    /* The safetensors file holds the BlockMask of a direct import. */
+    fm_blockmask *from_file = NULL;
+    assert_int_equal(fm_blockmask_load_safetensors(st, NULL, &from_file), FM_OK);
+    fm_shape s = {3, 0, 0, 0};
+    fm_blockmask *direct = import(m, FM_DENSE_BOOL, 3, shape, &s, 4, 4);
+    assert_same_tiles(direct, from_file, true);
+    fm_blockmask_free(from_file);
+    fm_blockmask_free(direct);
+    /* The dense export repeats the array over the 3 batches. */
+    fmr_npy a;
+    assert_int_equal(fmr_npy_load(out, &a, NULL), FM_OK);
+    assert_int_equal(a.dtype, FMR_NPY_BOOL);
+    assert_int_equal(a.rank, 4);
+    assert_int_equal(a.shape[0], 3);
+    for (int b = 0; b < 3; b++)
+        assert_memory_equal((uint8_t *)a.data + b * sizeof m, m, sizeof m);
+    fmr_npy_free(&a);
+
+    /* A wrong value, a shape that does not broadcast, a mask file too. */
+    m[5] = 2;
+    assert_int_equal(fmr_npy_save(npy, FMR_NPY_UINT8, 3, shape, m, NULL), FM_OK);
+    snprintf(cmd, sizeof cmd, "'%s' blockmask --dense '%s'", FM_FMC_PATH, npy);
+    rc = tu_run(cmd, NULL, &e);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(e, "element [0, 0, 5] is 2"));
+    free(e);
+    m[5] = 0;
+    assert_int_equal(fmr_npy_save(npy, FMR_NPY_UINT8, 3, shape, m, NULL), FM_OK);
+    snprintf(cmd, sizeof cmd, "'%s' blockmask --dense '%s' --heads 5", FM_FMC_PATH, npy);
+    rc = tu_run(cmd, NULL, &e);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(e, "HEADS=5"));
+    free(e);
+    snprintf(cmd, sizeof cmd, "'%s' blockmask '%s/examples/masks/causal.mask' --dense '%s'",
+             FM_FMC_PATH, FM_SOURCE_DIR, npy);
+    rc = tu_run(cmd, NULL, &e);
+    assert_int_equal(rc, 2);
+    free(e);
+    free(npy);
+    free(st);
+    free(out);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_dense_equals_program),
@@ -409,6 +477,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_import_errors),
         cmocka_unit_test(test_shape_zero_fields),
         cmocka_unit_test(test_export_limits),
+        cmocka_unit_test(test_fmc_dense_flags),
     };
     return TU_RUN(tests, argc, argv);
 }

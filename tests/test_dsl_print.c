@@ -359,8 +359,8 @@ static void test_print_canonical(void **state) {
                               "input t[3, Q_LEN];\n"
                               "let a = q - kv - w;\n"
                               "let bb = q - (kv - w);\n"
-                              "let c = -(-q);\n"
-                              "mask m = a < bb == kv < q ? true : !(!(t[0, q] > x));\n"
+                              "let c = - -q;\n"
+                              "mask m = a < bb == kv < q ? true : !!(t[0, q] > x);\n"
                               "mask n = (q < kv ? true : false) ? m : m ? false : true;\n");
     free(text);
     fmd_program_free(p);

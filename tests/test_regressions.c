@@ -52,6 +52,23 @@ static const bm_case bm_cases[] = {
      "param p;\ninput t[KV_LEN];\nmask m = kv <= q && t[p] > 0;\n",
      {1, 1, 11, 11}, 4, 4, {"p"}, {INT64_MIN},
      {{"t", 11, 1, 1, {11}}}, FM_ERR_SAFETY, "-9223372036854775808"},
+    /* fuzz_blockmask crash-420bcbff: the abstract remainder by a constant
+     * divisor negated INT64_MIN (UB) when p1 * 9 overflowed to it; the
+     * build must report the overflow. */
+    {"fuzz_bm_mod_by_int64_min_overflow",
+     "param p1 = 0;\n"
+     "mask m0 = ((((p1 * 9)) != 0 ? ((15 - q)) % ((p1 * 9)) : 2) != "
+     "(((q + 4) % 6 != (kv + 5) % 8) ? 0 : (-4)));\n",
+     {1, 2, 28, 151}, 14, 62, {"p1"}, {INT64_C(-3782448879572936884)}, {{0}},
+     FM_ERR_SAFETY, "overflows 64 bits"},
+    /* fuzz_blockmask crash-5aeedccc: the same negation with the divisor a
+     * param equal to INT64_MIN; a valid mask that must build exactly. */
+    {"fuzz_bm_mod_by_int64_min",
+     "param p1 = 14;\n"
+     "mask m0 = (kv >= q + q);\n"
+     "mask m1 = m0 && ((11 <= ((p1) != 0 ? (q) % (p1) : 4)) ? (min(Q_LEN, q) >= (-(-2))) "
+     ": !(q / 5 <= kv / 1));\n",
+     {1, 2, 293, 32}, 39, 20, {"p1"}, {INT64_MIN}, {{0}}, FM_OK, NULL},
 };
 
 static void check_blockmask_case(const bm_case *c) {
@@ -130,9 +147,56 @@ static void test_blockmask_findings(void **state) {
     for (size_t i = 0; i < sizeof bm_cases / sizeof bm_cases[0]; i++) check_blockmask_case(&bm_cases[i]);
 }
 
+/* ---- the front end: fmc print ---- */
+
+/* Compiles src, prints it, and checks that the printed text compiles and
+ * prints to itself. */
+static void check_print_round_trip(const char *src) {
+    fm_diagnostics *d = fm_diagnostics_create();
+    fm_program *p1 = NULL, *p2 = NULL;
+    assert_int_equal(fm_compile_string("reg.mask", src, strlen(src), d, &p1), FM_OK);
+    char *t1 = fm_program_print(p1);
+    assert_non_null(t1);
+    if (fm_compile_string("printed.mask", t1, strlen(t1), d, &p2) != FM_OK) {
+        char *msgs = fm_diagnostics_format(d, false);
+        fail_msg("the printed text does not compile:\n%s", msgs ? msgs : "");
+    }
+    char *t2 = fm_program_print(p2);
+    assert_non_null(t2);
+    assert_string_equal(t1, t2);
+    fm_free(t1);
+    fm_free(t2);
+    fm_program_free(p1);
+    fm_program_free(p2);
+    fm_diagnostics_free(d);
+}
+
+/* fuzz_frontend crash-a793c326, -4c2f1462, -4c47aec1: a run of unary
+ * operators printed as -(-(-x)) doubled its nesting depth, so a valid
+ * file with 600 of them printed as one past the 1,000-level limit. */
+static void test_print_long_unary_runs(void **state) {
+    (void)state;
+    char src[4096];
+    int n = snprintf(src, sizeof src, "mask m = q < BATCH - 9 - 922 - 47 %% ");
+    for (int i = 0; i < 990; i++) n += snprintf(src + n, sizeof src - (size_t)n, "-");
+    snprintf(src + n, sizeof src - (size_t)n, "808 - -1;\n");
+    check_print_round_trip(src);
+    n = snprintf(src, sizeof src, "mask m = ");
+    for (int i = 0; i < 999; i++) n += snprintf(src + n, sizeof src - (size_t)n, "!");
+    snprintf(src + n, sizeof src - (size_t)n, "(q < kv);\n");
+    check_print_round_trip(src);
+    n = snprintf(src, sizeof src, "mask m = q < ");
+    for (int i = 0; i < 499; i++) n += snprintf(src + n, sizeof src - (size_t)n, "-(");
+    n += snprintf(src + n, sizeof src - (size_t)n, "-h");
+    for (int i = 0; i < 499; i++) n += snprintf(src + n, sizeof src - (size_t)n, ")");
+    snprintf(src + n, sizeof src - (size_t)n, ";\n");
+    check_print_round_trip(src);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blockmask_findings),
+        cmocka_unit_test(test_print_long_unary_runs),
     };
     return TU_RUN(tests, argc, argv);
 }

@@ -75,7 +75,8 @@ static fm_blockmask *build(const char *text, fm_shape s, int64_t bq, int64_t bkv
 
 static fm_blockmask *doc_mask(fm_shape s) {
     int32_t doc[64];
-    for (int i = 0; i < 64; i++) doc[i] = i < 13 ? 0 : i < 40 ? 1 : 2;
+    for (int i = 0; i < 64; i++)
+        doc[i] = i < 13 ? 0 : i < 40 ? 1 : 2;
     return build(DOC_MASK, s, 4, 8, doc, NULL);
 }
 
@@ -89,8 +90,10 @@ static unsigned char *save(const fm_blockmask *bm, const char *name, size_t *len
     fm_diagnostics_free(d);
     unsigned char *bytes = (unsigned char *)tu_read_file(p, len);
     assert_non_null(bytes);
-    if (path) *path = p;
-    else free(p);
+    if (path)
+        *path = p;
+    else
+        free(p);
     return bytes;
 }
 
@@ -136,13 +139,14 @@ static const char *meta(const fmr_json *root, const char *key) {
 
 /* The header of a saved BlockMask, field by field, against the BlockMask. */
 static void check_file(const unsigned char *bytes, size_t len, const fm_blockmask *bm,
-                       int64_t want_b, int64_t want_h, const char *source,
-                       const char *input_name, size_t input_rank, const int64_t *input_shape) {
+                       int64_t want_b, int64_t want_h, const char *source, const char *input_name,
+                       size_t input_rank, const int64_t *input_shape) {
     fm_blockmask_info info;
     assert_int_equal(fm_blockmask_get_info(bm, &info), FM_OK);
     assert_true(len >= 8);
     uint64_t hlen = 0;
-    for (int k = 0; k < 8; k++) hlen |= (uint64_t)bytes[k] << (8 * k);
+    for (int k = 0; k < 8; k++)
+        hlen |= (uint64_t)bytes[k] << (8 * k);
     assert_true(hlen <= len - 8);
     assert_int_equal((8 + hlen) % 8, 0); /* the data is 8-byte aligned */
     fmr_json_doc doc;
@@ -175,9 +179,9 @@ static void check_file(const unsigned char *bytes, size_t len, const fm_blockmas
             for (int64_t i = 0; i < nqb; i++) {
                 const int32_t *lists[2];
                 int64_t counts[2];
-                assert_int_equal(fm_blockmask_row(bm, b, h, i, &lists[1], &counts[1], &lists[0],
-                                                  &counts[0]),
-                                 FM_OK);
+                assert_int_equal(
+                    fm_blockmask_row(bm, b, h, i, &lists[1], &counts[1], &lists[0], &counts[0]),
+                    FM_OK);
                 int64_t row = (b * want_h + h) * nqb + i;
                 for (int w = 0; w < 2; w++) {
                     assert_int_equal(rd32(num[w] + 4 * row), counts[w]);
@@ -189,7 +193,8 @@ static void check_file(const unsigned char *bytes, size_t len, const fm_blockmas
                         } else {
                             if (k == counts[w]) prev = -1;
                             assert_true(v > prev && v < nkvb);
-                            for (int64_t j = 0; j < counts[w]; j++) assert_true(v != lists[w][j]);
+                            for (int64_t j = 0; j < counts[w]; j++)
+                                assert_true(v != lists[w][j]);
                         }
                         prev = v;
                     }
@@ -259,7 +264,8 @@ static void test_header_fields_broadcast(void **state) {
     check_file(bytes, len, bm, 1, 1, DOC_MASK, "doc", 1, (int64_t[]){60});
     fmr_json_doc doc;
     uint64_t hlen = 0;
-    for (int k = 0; k < 8; k++) hlen |= (uint64_t)bytes[k] << (8 * k);
+    for (int k = 0; k < 8; k++)
+        hlen |= (uint64_t)bytes[k] << (8 * k);
     assert_true(fmr_json_parse((const char *)bytes + 8, hlen, &doc, NULL, 0, NULL));
     assert_string_equal(meta(doc.root, "param.window"), "9");
     assert_string_equal(meta(doc.root, "mask_name"), "document");
@@ -357,7 +363,8 @@ static void test_dense_import_round_trip(void **state) {
     /* An imported dense mask saves and loads like any other. */
     uint8_t m[3 * 20 * 24];
     tu_rng rng = {8};
-    for (size_t i = 0; i < sizeof m; i++) m[i] = (uint8_t)(tu_rng_range(&rng, 0, 3) != 0);
+    for (size_t i = 0; i < sizeof m; i++)
+        m[i] = (uint8_t)(tu_rng_range(&rng, 0, 3) != 0);
     int64_t dims[3] = {3, 20, 24};
     fm_shape s = {2, 3, 20, 24};
     fm_build_options o = {8, 8, 0};
@@ -479,7 +486,8 @@ static void test_malformed(void **state) {
 
     /* Tampered list data: a stored partial count, then a stored index. */
     uint64_t hlen = 0;
-    for (int k = 0; k < 8; k++) hlen |= (uint64_t)bytes[k] << (8 * k);
+    for (int k = 0; k < 8; k++)
+        hlen |= (uint64_t)bytes[k] << (8 * k);
     memcpy(c, bytes, len);
     c[8 + hlen] = 99; /* kv_num_blocks[0][0][0] = 99 > num_kv_blocks */
     load(c, len, FM_ERR_FORMAT, "must be in [0, 3]");
@@ -552,12 +560,30 @@ static void test_json_reader(void **state) {
     assert_null(fmr_json_get(doc.root, "missing"));
     fmr_json_free(&doc);
 
-    const char *bad[] = {"",          "{",           "{\"a\":1,}",      "[1,]",
-                         "{\"a\" 1}", "[01]",        "[-]",             "[1.]",
-                         "[1e]",      "\"abc",       "\"\\x\"",         "\"\\u12\"",
-                         "\"\\ud800\"", "\"\\udc00\"", "\"\x01\"",      "\"\xff\"",
-                         "\"\xc0\xaf\"", "[tru]",    "{} {}",           "{\"a\":1,\"a\":2}",
-                         "nul",       "[1 2]",       "{1:2}",           "\"\\"};
+    const char *bad[] = {"",
+                         "{",
+                         "{\"a\":1,}",
+                         "[1,]",
+                         "{\"a\" 1}",
+                         "[01]",
+                         "[-]",
+                         "[1.]",
+                         "[1e]",
+                         "\"abc",
+                         "\"\\x\"",
+                         "\"\\u12\"",
+                         "\"\\ud800\"",
+                         "\"\\udc00\"",
+                         "\"\x01\"",
+                         "\"\xff\"",
+                         "\"\xc0\xaf\"",
+                         "[tru]",
+                         "{} {}",
+                         "{\"a\":1,\"a\":2}",
+                         "nul",
+                         "[1 2]",
+                         "{1:2}",
+                         "\"\\"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (parses(bad[i], err, sizeof err)) {
             fprintf(stderr, "accepted: %s\n", bad[i]);

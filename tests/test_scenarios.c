@@ -31,7 +31,8 @@ static bool brute_ancestor(const int32_t *parent, int32_t a, int32_t t) {
 
 static int32_t brute_depth(const int32_t *parent, int32_t t) {
     int32_t d = 0;
-    for (int32_t x = parent[t]; x >= 0; x = parent[x]) d++;
+    for (int32_t x = parent[t]; x >= 0; x = parent[x])
+        d++;
     return d;
 }
 
@@ -72,7 +73,8 @@ static void test_tree_six_tokens(void **state) {
  * may have larger indices than their children). */
 static void random_forest(tu_rng *rng, int32_t n, int32_t *parent) {
     int32_t *perm = malloc((size_t)n * sizeof *perm);
-    for (int32_t i = 0; i < n; i++) perm[i] = i;
+    for (int32_t i = 0; i < n; i++)
+        perm[i] = i;
     for (int32_t i = n - 1; i > 0; i--) {
         int32_t j = (int32_t)tu_rng_range(rng, 0, i);
         int32_t t = perm[i];
@@ -83,7 +85,9 @@ static void random_forest(tu_rng *rng, int32_t n, int32_t *parent) {
     for (int32_t k = 0; k < n; k++) {
         bool root = k == 0 || tu_rng_range(rng, 1, 100) <= root_pct;
         /* Chains sometimes: the previous token as parent. */
-        int32_t pk = tu_rng_range(rng, 0, 3) == 0 ? k - 1 : (int32_t)tu_rng_range(rng, 0, k - 1 < 0 ? 0 : k - 1);
+        int32_t pk = tu_rng_range(rng, 0, 3) == 0
+                         ? k - 1
+                         : (int32_t)tu_rng_range(rng, 0, k - 1 < 0 ? 0 : k - 1);
         parent[perm[k]] = root ? -1 : perm[pk];
     }
     free(perm);
@@ -105,7 +109,8 @@ static void test_tree_deep_chain(void **state) {
     int32_t n = 1000000;
     int32_t *parent = malloc((size_t)n * 4), *enter = malloc((size_t)n * 4),
             *leave = malloc((size_t)n * 4), *depth = malloc((size_t)n * 4);
-    for (int32_t i = 0; i < n; i++) parent[i] = i - 1;
+    for (int32_t i = 0; i < n; i++)
+        parent[i] = i - 1;
     assert_int_equal(fm_tree_tables(parent, n, enter, leave, depth, NULL), FM_OK);
     for (int32_t i = 0; i < n; i += 9973) {
         assert_int_equal(depth[i], i);
@@ -120,11 +125,13 @@ static void test_tree_deep_chain(void **state) {
 
 static void expect_tree_error(const int32_t *parent, int32_t n, const char *mention) {
     int32_t enter[16], leave[16], depth[16];
-    for (int i = 0; i < 16; i++) enter[i] = leave[i] = depth[i] = 77;
+    for (int i = 0; i < 16; i++)
+        enter[i] = leave[i] = depth[i] = 77;
     fm_diagnostics *d = fm_diagnostics_create();
     assert_int_equal(fm_tree_tables(parent, n, enter, leave, depth, d), FM_ERR_INVALID_ARGUMENT);
     assert_true(diags_mention(d, mention));
-    for (int i = 0; i < 16; i++) assert_true(enter[i] == 77 && leave[i] == 77 && depth[i] == 77);
+    for (int i = 0; i < 16; i++)
+        assert_true(enter[i] == 77 && leave[i] == 77 && depth[i] == 77);
     fm_diagnostics_free(d);
 }
 
@@ -174,8 +181,8 @@ static void test_prefill_example(void **state) {
     /* qo_len = [3, 5, 1], kv_len = [10, 5, 7] */
     int32_t qo[4] = {0, 3, 8, 9}, kv[4] = {0, 10, 15, 22};
     int32_t q_req[9], q_pos[9], kv_req[22], kv_pos[22];
-    assert_int_equal(fm_batched_prefill_arrays(qo, kv, 3, 9, 22, q_req, q_pos, kv_req, kv_pos, NULL),
-                     FM_OK);
+    assert_int_equal(
+        fm_batched_prefill_arrays(qo, kv, 3, 9, 22, q_req, q_pos, kv_req, kv_pos, NULL), FM_OK);
     int32_t want_q_req[9] = {0, 0, 0, 1, 1, 1, 1, 1, 2};
     int32_t want_q_pos[9] = {7, 8, 9, 0, 1, 2, 3, 4, 6};
     assert_memory_equal(q_req, want_q_req, sizeof want_q_req);
@@ -200,9 +207,9 @@ static void test_prefill_random(void **state) {
             kv[r + 1] = kv[r] + kvl;
         }
         int32_t q_req[160], q_pos[160], kv_req[160], kv_pos[160];
-        assert_int_equal(fm_batched_prefill_arrays(qo, kv, n, qo[n], kv[n], q_req, q_pos, kv_req,
-                                                   kv_pos, NULL),
-                         FM_OK);
+        assert_int_equal(
+            fm_batched_prefill_arrays(qo, kv, n, qo[n], kv[n], q_req, q_pos, kv_req, kv_pos, NULL),
+            FM_OK);
         brute_prefill_check(qo, kv, n, q_req, q_pos, kv_req, kv_pos);
     }
 }
@@ -210,12 +217,14 @@ static void test_prefill_random(void **state) {
 static void expect_prefill_error(const int32_t *qo, const int32_t *kv, int n, int64_t q_len,
                                  int64_t kv_len, const char *mention) {
     int32_t a[64], b[64], c[64], d[64];
-    for (int i = 0; i < 64; i++) a[i] = b[i] = c[i] = d[i] = -5;
+    for (int i = 0; i < 64; i++)
+        a[i] = b[i] = c[i] = d[i] = -5;
     fm_diagnostics *diags = fm_diagnostics_create();
     assert_int_equal(fm_batched_prefill_arrays(qo, kv, n, q_len, kv_len, a, b, c, d, diags),
                      FM_ERR_INVALID_ARGUMENT);
     assert_true(diags_mention(diags, mention));
-    for (int i = 0; i < 64; i++) assert_true(a[i] == -5 && b[i] == -5 && c[i] == -5 && d[i] == -5);
+    for (int i = 0; i < 64; i++)
+        assert_true(a[i] == -5 && b[i] == -5 && c[i] == -5 && d[i] == -5);
     fm_diagnostics_free(diags);
 }
 
@@ -366,14 +375,10 @@ static void test_prefill_mask_end_to_end(void **state) {
 
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tree_six_tokens),
-        cmocka_unit_test(test_tree_random_forests),
-        cmocka_unit_test(test_tree_deep_chain),
-        cmocka_unit_test(test_tree_errors),
-        cmocka_unit_test(test_prefill_example),
-        cmocka_unit_test(test_prefill_random),
-        cmocka_unit_test(test_prefill_errors),
-        cmocka_unit_test(test_tree_mask_end_to_end),
+        cmocka_unit_test(test_tree_six_tokens),         cmocka_unit_test(test_tree_random_forests),
+        cmocka_unit_test(test_tree_deep_chain),         cmocka_unit_test(test_tree_errors),
+        cmocka_unit_test(test_prefill_example),         cmocka_unit_test(test_prefill_random),
+        cmocka_unit_test(test_prefill_errors),          cmocka_unit_test(test_tree_mask_end_to_end),
         cmocka_unit_test(test_prefill_mask_end_to_end),
     };
     return TU_RUN(tests, argc, argv);

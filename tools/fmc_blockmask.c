@@ -5,11 +5,13 @@
 
 #include "dsl/diag.h"
 #include "tools/cli.h"
+#include "tools/cli_interop.h"
 #include "tools/fmc_cmds.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: fmc blockmask FILE --q-len N [flags] [--format text|json]\n"
+            "       fmc blockmask --dense FILE.npy [flags] [--format text|json]\n"
             "\n"
             "Builds the BlockMask of a mask for one shape and prints, for each stored\n"
             "(batch, head, query block), the key/value blocks that are full (every\n"
@@ -19,6 +21,13 @@ static void usage(FILE *out) {
             "\n"
             "flags:\n"
             "%s"
+            "  --dense FILE.npy      build from a dense mask instead of a mask file:\n"
+            "                        bool/uint8 (1 = attend) or float (0 / -inf), shape\n"
+            "                        [Q, KV], [H, Q, KV] or [B, H, Q, KV]; --batch and\n"
+            "                        --heads may broadcast a size-1 dimension\n"
+            "  --safetensors FILE    also write the BlockMask for PyTorch (the\n"
+            "                        BlockMask.from_kv_blocks tensors; docs/interop.md)\n"
+            "  --dense-out FILE.npy  also write the mask as a bool [B, H, Q, KV] array\n"
             "  --format text|json    output form (default text); the JSON layout is\n"
             "                        fixed by the CLI contract\n"
             "  -h, --help            this text\n"
@@ -124,6 +133,7 @@ int fmc_cmd_blockmask(int argc, char **argv) {
     fmcli_init(&c, "fmc blockmask", argc, argv);
     bool json = false;
     int rc = 0;
+    const char *dense = NULL, *st_out = NULL, *dense_out = NULL; /* interop (issue 6) */
     for (int i = 1; i < argc && !rc;) {
         const char *arg = argv[i];
         fmcli_parse_result r = fmcli_parse_common(&c, argc, argv, &i);
@@ -145,6 +155,21 @@ int fmc_cmd_blockmask(int argc, char **argv) {
                 json = false;
             else
                 rc = fmcli_usage_error(&c, "--format must be text or json, got '%s'", v);
+        } else if (fmcli_is_flag(arg, "--dense") || fmcli_is_flag(arg, "--safetensors") ||
+                   fmcli_is_flag(arg, "--dense-out")) {
+            /* interop (issue 6): the flags take a path each */
+            const char *flag = fmcli_is_flag(arg, "--dense")         ? "--dense"
+                               : fmcli_is_flag(arg, "--safetensors") ? "--safetensors"
+                                                                     : "--dense-out";
+            const char *v = fmcli_flag_value(&c, flag, argc, argv, &i);
+            if (!v)
+                rc = FMCLI_EXIT_USAGE;
+            else if (flag[7] == '\0')
+                dense = v;
+            else if (flag[2] == 's')
+                st_out = v;
+            else
+                dense_out = v;
         } else if (arg[0] == '-' && arg[1] != '\0') {
             rc = fmcli_usage_error(&c, "unknown flag '%s'", arg);
         } else if (c.file) {
@@ -155,16 +180,27 @@ int fmc_cmd_blockmask(int argc, char **argv) {
             i++;
         }
     }
-    if (!rc) rc = fmcli_require_build_args(&c);
     fmcli_session s = {0};
-    if (!rc) rc = fmcli_build(&c, &s);
+    if (!rc && dense) {
+        /* interop (issue 6): a dense .npy replaces the mask file */
+        if (c.file)
+            rc = fmcli_usage_error(&c, "--dense replaces the mask file; give one or the other");
+        else
+            rc = fmcli_build_dense(&c, &s, dense);
+    } else {
+        if (!rc) rc = fmcli_require_build_args(&c);
+        if (!rc) rc = fmcli_build(&c, &s);
+    }
+    if (!rc && st_out) rc = fmcli_save_safetensors(&c, &s, st_out);
+    if (!rc && dense_out) rc = fmcli_save_dense_npy(&c, &s, dense_out);
     if (!rc) {
         fm_blockmask_info info;
         fm_blockmask_get_info(s.blockmask, &info);
+        const char *name = dense ? "dense" : fm_mask_name(s.mask);
         if (json)
-            print_json(s.blockmask, fm_mask_name(s.mask), &info);
+            print_json(s.blockmask, name, &info);
         else
-            print_text(s.blockmask, fm_mask_name(s.mask), &info);
+            print_text(s.blockmask, name, &info);
         if (fflush(stdout) != 0 || ferror(stdout)) {
             fprintf(stderr, "fmc blockmask: error writing the output\n");
             rc = FMCLI_EXIT_INPUT;

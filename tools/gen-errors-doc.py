@@ -156,6 +156,16 @@ SECTIONS = [
         ("attend_rank", "an array that is not 4-D", {"c.mask": b"mask m = kv <= q;\n", "q.npy": npy("<f4", (2, 2), f32(4))},
          "fmc attend c.mask --q q.npy --k q.npy --v q.npy --out o.npy --device cpu"),
     ]),
+    ("JSON diagnostics", "With `--diagnostics json` every error is one JSON object per line (docs/cli.md).", [
+        ("json_compile_error", "a compile error as JSON",
+         {"t.mask": b"param window = 256;\nmask m = q - kv < windw;\n"},
+         "fmc check --diagnostics json t.mask"),
+        ("json_safety_error", "a safety error as JSON",
+         {"doc.mask": b"input doc[KV_LEN];\nmask m = doc[kv + 1] == doc[kv];\n"},
+         "fmc blockmask doc.mask --q-len 4 --input doc=0,0,1,1 --diagnostics json"),
+        ("json_binding_error", "an error with no place in the file, as JSON", {"w.mask": W},
+         "fmviz w.mask --q-len 8 --diagnostics json"),
+    ]),
     ("Command-line usage", "Bad usage of the programs themselves: exit status 2.", [
         ("unknown_subcommand", "an unknown subcommand", {}, "fmc frobnicate"),
         ("unknown_flag", "an unknown flag", {"c.mask": b"mask m = kv <= q;\n"}, "fmc blockmask c.mask --q-len 8 --qlen 8"),

@@ -27,20 +27,24 @@ int main(int argc, char **argv) {
                                        kv_req, kv_pos, diags),
              diags, "fm_batched_prefill_arrays");
     printf("q_req :");
-    for (int i = 0; i < q_len; i++) printf(" %d", q_req[i]);
+    for (int i = 0; i < q_len; i++)
+        printf(" %d", q_req[i]);
     printf("\nq_pos :");
-    for (int i = 0; i < q_len; i++) printf(" %d", q_pos[i]);
+    for (int i = 0; i < q_len; i++)
+        printf(" %d", q_pos[i]);
     printf("\nkv_req:");
-    for (int i = 0; i < kv_len; i++) printf(" %d", kv_req[i]);
+    for (int i = 0; i < kv_len; i++)
+        printf(" %d", kv_req[i]);
     printf("\nkv_pos:");
-    for (int i = 0; i < kv_len; i++) printf(" %d", kv_pos[i]);
+    for (int i = 0; i < kv_len; i++)
+        printf(" %d", kv_pos[i]);
     printf("\n");
 
     /* Offsets that do not fit are refused with a message, not a crash. */
     const int32_t bad_qo[REQUESTS + 1] = {0, 3, 9, 10}; /* request 1: 6 queries, 5 keys */
     fm_diagnostics *bad = fm_diagnostics_create();
-    fm_status st = fm_batched_prefill_arrays(bad_qo, kv_indptr, REQUESTS, 10, kv_len, q_req,
-                                             q_pos, kv_req, kv_pos, bad);
+    fm_status st = fm_batched_prefill_arrays(bad_qo, kv_indptr, REQUESTS, 10, kv_len, q_req, q_pos,
+                                             kv_req, kv_pos, bad);
     fm_diagnostic d0;
     if (st == FM_OK || fm_diagnostics_get(bad, 0, &d0) != FM_OK) return 1;
     printf("mismatched offsets are refused: %s\n", d0.message);
@@ -51,8 +55,10 @@ int main(int argc, char **argv) {
     fm_mask *mask = ex_load_mask(path, diags);
     fm_bindings *bind = NULL;
     ex_check(fm_bindings_create(mask, &bind), diags, "bindings");
-    ex_check(fm_bindings_set_input(bind, "q_req", q_req, 1, &q_len, FM_COPY, diags), diags, "q_req");
-    ex_check(fm_bindings_set_input(bind, "q_pos", q_pos, 1, &q_len, FM_COPY, diags), diags, "q_pos");
+    ex_check(fm_bindings_set_input(bind, "q_req", q_req, 1, &q_len, FM_COPY, diags), diags,
+             "q_req");
+    ex_check(fm_bindings_set_input(bind, "q_pos", q_pos, 1, &q_len, FM_COPY, diags), diags,
+             "q_pos");
     ex_check(fm_bindings_set_input(bind, "kv_req", kv_req, 1, &kv_len, FM_COPY, diags), diags,
              "kv_req");
     ex_check(fm_bindings_set_input(bind, "kv_pos", kv_pos, 1, &kv_len, FM_COPY, diags), diags,
@@ -72,8 +78,8 @@ int main(int argc, char **argv) {
             for (int c = 0; c < kv_len; c++) {
                 bool seen = false;
                 fm_blockmask_eval(bm, 0, 0, i, c, &seen);
-                bool want = c >= kv_indptr[r] && c < kv_indptr[r + 1] &&
-                            c - kv_indptr[r] <= kv - qo + j;
+                bool want =
+                    c >= kv_indptr[r] && c < kv_indptr[r + 1] && c - kv_indptr[r] <= kv - qo + j;
                 if (seen != want) status = 1;
                 printf("%s%c", c == kv_indptr[1] || c == kv_indptr[2] ? " | " : "",
                        seen ? 'x' : '.');

@@ -49,7 +49,8 @@ int main(void) {
         for (int kv = 0; kv < LEN; kv++) {
             keep[0][0][q][kv] = kv <= q && q - kv < 8; /* sliding window */
             keep[1][0][q][kv] = kv < 12 || kv <= q;    /* prefix-LM, prefix 12 */
-            for (int b = 0; b < B; b++) additive[b][0][q][kv] = keep[b][0][q][kv] ? 0.0f : -INFINITY;
+            for (int b = 0; b < B; b++)
+                additive[b][0][q][kv] = keep[b][0][q][kv] ? 0.0f : -INFINITY;
         }
     const int64_t dims[4] = {B, 1, LEN, LEN};
     fm_shape shape = {B, H, LEN, LEN};

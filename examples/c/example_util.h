@@ -50,8 +50,8 @@ static inline void ex_print_picture(const fm_blockmask *bm, int64_t b, int64_t h
     fm_blockmask_get_info(bm, &info);
     printf("  BlockMask b=%lld h=%lld: %lld x %lld tiles of %lld x %lld  (# full, + partial, . "
            "empty)\n",
-           (long long)b, (long long)h, (long long)info.num_q_blocks,
-           (long long)info.num_kv_blocks, (long long)info.block_q, (long long)info.block_kv);
+           (long long)b, (long long)h, (long long)info.num_q_blocks, (long long)info.num_kv_blocks,
+           (long long)info.block_q, (long long)info.block_kv);
     for (int64_t i = 0; i < info.num_q_blocks; i++) {
         char line[256];
         int64_t n = info.num_kv_blocks < 200 ? info.num_kv_blocks : 200;
@@ -67,8 +67,7 @@ static inline void ex_print_picture(const fm_blockmask *bm, int64_t b, int64_t h
         printf("  q %5lld  %s\n", (long long)(i * info.block_q), line);
     }
     printf("  tiles: %lld full, %lld partial, %lld empty (every batch and head)\n",
-           (long long)info.full_tiles, (long long)info.partial_tiles,
-           (long long)info.empty_tiles);
+           (long long)info.full_tiles, (long long)info.partial_tiles, (long long)info.empty_tiles);
 }
 
 static inline float ex_rand(unsigned *s) {
@@ -83,7 +82,8 @@ static inline fm_tensor ex_random_tensor(unsigned *seed, int64_t d0, int64_t d1,
     size_t n = (size_t)(d0 * d1 * d2 * d3);
     float *x = malloc(n * sizeof *x);
     if (!x) exit(1);
-    for (size_t i = 0; i < n; i++) x[i] = ex_rand(seed);
+    for (size_t i = 0; i < n; i++)
+        x[i] = ex_rand(seed);
     return fm_tensor_contiguous(x, FM_FLOAT32, d0, d1, d2, d3);
 }
 
@@ -94,8 +94,8 @@ static inline fm_tensor ex_zero_tensor(int64_t d0, int64_t d1, int64_t d2, int64
 }
 
 static inline float ex_at(const fm_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3) {
-    return ((const float *)t->data)[i0 * t->strides[0] + i1 * t->strides[1] +
-                                    i2 * t->strides[2] + i3 * t->strides[3]];
+    return ((const float *)t->data)[i0 * t->strides[0] + i1 * t->strides[1] + i2 * t->strides[2] +
+                                    i3 * t->strides[3]];
 }
 
 /* Largest |out - reference| over every element, where the reference is
@@ -123,12 +123,14 @@ static inline double ex_max_error(const fm_blockmask *bm, const fm_tensor *q, co
                     score[j] = s / sqrt((double)D);
                     if (score[j] > mx) mx = score[j];
                 }
-                for (int64_t d = 0; d < D; d++) acc[d] = 0;
+                for (int64_t d = 0; d < D; d++)
+                    acc[d] = 0;
                 for (int64_t j = 0; j < KV; j++) {
                     if (score[j] == -INFINITY) continue;
                     double p = exp(score[j] - mx);
                     sum += p;
-                    for (int64_t d = 0; d < D; d++) acc[d] += p * ex_at(v, b, h, j, d);
+                    for (int64_t d = 0; d < D; d++)
+                        acc[d] += p * ex_at(v, b, h, j, d);
                 }
                 for (int64_t d = 0; d < D; d++) {
                     double ref = sum > 0 ? acc[d] / sum : 0.0;

@@ -17,10 +17,13 @@ int main(int argc, char **argv) {
     const int sizes[3] = {5, 9, 3};
     int at = 0;
     for (int s = 0; s < 3; s++)
-        for (int i = 0; i < sizes[s]; i++) set_id[at++] = s;
-    while (at < LEN) set_id[at++] = -1; /* padding */
+        for (int i = 0; i < sizes[s]; i++)
+            set_id[at++] = s;
+    while (at < LEN)
+        set_id[at++] = -1; /* padding */
     printf("set_id:");
-    for (int i = 0; i < LEN; i++) printf(" %d", set_id[i]);
+    for (int i = 0; i < LEN; i++)
+        printf(" %d", set_id[i]);
     printf("\n");
 
     fm_diagnostics *diags = fm_diagnostics_create();
@@ -30,8 +33,7 @@ int main(int argc, char **argv) {
     fm_bindings *bind = NULL;
     ex_check(fm_bindings_create(mask, &bind), diags, "bindings");
     int64_t n = LEN;
-    ex_check(fm_bindings_set_input(bind, "set_id", set_id, 1, &n, FM_COPY, diags), diags,
-             "set_id");
+    ex_check(fm_bindings_set_input(bind, "set_id", set_id, 1, &n, FM_COPY, diags), diags, "set_id");
     fm_shape shape = {1, HEADS, LEN, LEN};
     fm_build_options opts = {4, 4, 0};
     fm_blockmask *bm = NULL;
@@ -53,7 +55,8 @@ int main(int argc, char **argv) {
     fm_tensor v = ex_random_tensor(&seed, 1, HEADS, LEN, DIM);
     fm_tensor out = ex_zero_tensor(1, HEADS, LEN, DIM);
     /* Start from garbage: padding rows must be written as zeros. */
-    for (int i = 0; i < HEADS * LEN * DIM; i++) ((float *)out.data)[i] = 12345.0f;
+    for (int i = 0; i < HEADS * LEN * DIM; i++)
+        ((float *)out.data)[i] = 12345.0f;
     double err = ex_attend_and_check(bm, q, k, v, out, diags);
     for (int h = 0; h < HEADS; h++)
         for (int i = 17; i < LEN; i++)

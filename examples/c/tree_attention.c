@@ -28,7 +28,8 @@ int main(int argc, char **argv) {
         printf("  %d  %*s%-4s  parent %2d  enter %d leave %d  position %d\n", i, 2 * depth[i], "",
                word[i], parent[i], enter[i], leave[i], PROMPT + depth[i]);
     printf("position ids:");
-    for (int i = 0; i < N; i++) printf(" %d", depth[i]);
+    for (int i = 0; i < N; i++)
+        printf(" %d", depth[i]);
     printf("  (+%d for the prompt)\n", PROMPT);
 
     char path[1024];
@@ -98,7 +99,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N; i++)
         for (int j = 0; j < N; j++) {
             bool anc = false, seen = false;
-            for (int x = i; x >= 0; x = parent[x]) anc = anc || x == j;
+            for (int x = i; x >= 0; x = parent[x])
+                anc = anc || x == j;
             fm_blockmask_eval(bm, 0, 0, i, PROMPT + j, &seen);
             if (seen != anc) {
                 printf("token %d %s token %d, but it is %san ancestor\n", i,
