@@ -18,6 +18,7 @@ bool fmr_cuda_usable(char *why, size_t n) {
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include "runtime/dynlib.h"
 #include <stdlib.h>
 
 static fmr_cuda_api api;
@@ -27,21 +28,13 @@ static pthread_once_t api_once = PTHREAD_ONCE_INIT;
 
 static void load(void) {
     const char *names[] = {getenv("FLEXMASK_CUDA_DRIVER"), "libcuda.so.1", "libcuda.so"};
-    void *lib = NULL;
-    char first_err[256] = "";
-    const char *err = NULL;
-    for (size_t i = 0; i < sizeof names / sizeof names[0] && !lib; i++) {
-        if (!names[i] || !*names[i]) continue;
-        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-        /* The first failure names the library that matters (libcuda.so.1,
-           or the one FLEXMASK_CUDA_DRIVER names). */
-        if (!lib && !first_err[0] && (err = dlerror())) snprintf(first_err, sizeof first_err, "%s", err);
-    }
+    char first_err[256];
+    void *lib = fmr_dlopen_first(names, sizeof names / sizeof names[0], first_err, sizeof first_err);
     if (!lib) {
         snprintf(api_why, sizeof api_why,
                  "the CUDA driver (libcuda.so.1) could not be loaded: %s (no NVIDIA driver is "
                  "installed, or this machine has no GPU)",
-                 first_err[0] ? first_err : "not found");
+                 first_err);
         return;
     }
     bool ok = true;

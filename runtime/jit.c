@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include "runtime/dynlib.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,17 +115,13 @@ static pthread_once_t api_once = PTHREAD_ONCE_INIT;
 static void api_load(void) {
     const char *names[] = {getenv("FLEXMASK_NVRTC_LIBRARY"), "libnvrtc.so.13", "libnvrtc.so.12",
                            "libnvrtc.so"};
-    const char *last_err = NULL;
-    for (size_t i = 0; i < sizeof names / sizeof names[0] && !api.lib; i++) {
-        if (!names[i] || !*names[i]) continue;
-        api.lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-        if (!api.lib) last_err = dlerror();
-    }
+    char load_err[256];
+    api.lib = fmr_dlopen_first(names, sizeof names / sizeof names[0], load_err, sizeof load_err);
     if (!api.lib) {
         snprintf(api.why, sizeof api.why,
                  "NVRTC (libnvrtc.so.13 or libnvrtc.so) could not be loaded: %s; install the CUDA "
                  "Toolkit's NVRTC or set FLEXMASK_NVRTC_LIBRARY",
-                 last_err ? last_err : "not found");
+                 load_err);
         return;
     }
     bool ok = true;
