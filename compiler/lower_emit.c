@@ -238,12 +238,14 @@ int32_t fmc_lw_emit(lowerer *L, fmc_op op, fmd_type type, const int32_t *args, i
 
 int32_t fmc_lw_emit1(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t guard, fmd_span span,
                      fmd_span as) {
-    return fmc_lw_emit(L, op, t, &a, 1, 0, guard, span, &as);
+    /* Padded to the widest instruction: the folding code indexes by op. */
+    int32_t args[FMD_MAX_RANK] = {a, -1, -1, -1};
+    return fmc_lw_emit(L, op, t, args, 1, 0, guard, span, &as);
 }
 
 int32_t fmc_lw_emit2(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t b, int32_t guard,
                      fmd_span span, fmd_span as, fmd_span bs) {
-    int32_t args[2] = {a, b};
+    int32_t args[FMD_MAX_RANK] = {a, b, -1, -1};
     fmd_span sp[2] = {as, bs};
     return fmc_lw_emit(L, op, t, args, 2, 0, guard, span, sp);
 }
