@@ -160,7 +160,7 @@ static result measure(fm_program *prog, const char *name, int64_t S, int64_t D, 
         if (st != FM_OK) die_diags("fm_bindings_set_input", st, d);
     }
     fm_shape shape = {1, heads, S, S};
-    fm_build_options opts = {128, 128, 0};
+    fm_build_options opts = {.block_q = 128, .block_kv = 128};
     fm_blockmask *bm;
     if ((st = fm_blockmask_build(mask, bind, shape, &opts, d, &bm)) != FM_OK)
         die_diags("fm_blockmask_build", st, d);

@@ -76,6 +76,22 @@ typedef enum fmc_build_status {
 fmc_blockmask *fmc_blockmask_build(const fmc_program *p, const fmc_env *env, int64_t block_q,
                                    int64_t block_kv, int64_t memory_budget, fmd_diags *diags,
                                    fmc_build_status *status);
+
+/* Bounds on one build's work and memory; 0 in a field means its default
+ * (memory: 1 GiB; evaluations: no bound). */
+typedef struct fmc_build_limits {
+    int64_t memory_budget;   /* bytes of the lists */
+    int64_t max_evaluations; /* point evaluations of the predicate */
+} fmc_build_limits;
+
+/* fmc_blockmask_build with both bounds: a build that would evaluate the
+ * predicate at more than max_evaluations positions stops with
+ * FMC_BUILD_LIMIT and a message naming the bound (untrusted masks or files
+ * can otherwise ask for an arbitrarily long exact build). */
+fmc_blockmask *fmc_blockmask_build_limited(const fmc_program *p, const fmc_env *env,
+                                           int64_t block_q, int64_t block_kv,
+                                           const fmc_build_limits *limits, fmd_diags *diags,
+                                           fmc_build_status *status);
 void fmc_blockmask_free(fmc_blockmask *m);
 
 /* Counts the true positions of the partial tiles the build left uncounted

@@ -114,6 +114,15 @@ static bool points(visitor *V, const fmc_box *box, bool stop, int64_t *ntrue, in
             int64_t k = box->k0 + off;
             int64_t n = cols - off < ROW_CHUNK ? cols - off : ROW_CHUNK;
             fmc_violation v;
+            if (V->B->max_evals && m->stats.evaluations + n > V->B->max_evals) {
+                fmd_diag_add(V->B->diags, FMD_ERROR, NULL, (fmd_span){0, 0},
+                             "the analysis cannot decide some tiles of this mask, so they are "
+                             "evaluated point by point; raise the bound or use another shape",
+                             "building this BlockMask needs more than %lld point evaluations "
+                             "of the mask (the evaluation bound)",
+                             (long long)V->B->max_evals);
+                return fail(V->B, FMC_BUILD_LIMIT);
+            }
             m->stats.evaluations += n;
             if (!fmc_eval_row(p, &m->env, V->b, V->h, q, k, n, V->row, V->scratch, &v)) {
                 fmc_report_violation(p, &m->env, &v, V->B->diags);
@@ -256,6 +265,15 @@ static bool copy_env(fmc_blockmask *m, const fmc_program *p, const fmc_env *env)
 fmc_blockmask *fmc_blockmask_build(const fmc_program *p, const fmc_env *env, int64_t block_q,
                                    int64_t block_kv, int64_t memory_budget, fmd_diags *diags,
                                    fmc_build_status *status) {
+    fmc_build_limits limits = {.memory_budget = memory_budget};
+    return fmc_blockmask_build_limited(p, env, block_q, block_kv, &limits, diags, status);
+}
+
+fmc_blockmask *fmc_blockmask_build_limited(const fmc_program *p, const fmc_env *env,
+                                           int64_t block_q, int64_t block_kv,
+                                           const fmc_build_limits *limits, fmd_diags *diags,
+                                           fmc_build_status *status) {
+    int64_t memory_budget = limits ? limits->memory_budget : 0;
     fmc_build_status dummy;
     if (!status) status = &dummy;
     *status = FMC_BUILD_INVALID;
@@ -290,6 +308,7 @@ fmc_blockmask *fmc_blockmask_build(const fmc_program *p, const fmc_env *env, int
     }
     fmc_blockmask *m = calloc(1, sizeof *m);
     fmc_bm_builder B = {.m = m, .p = p, .diags = diags, .budget = budget,
+                        .max_evals = limits && limits->max_evaluations > 0 ? limits->max_evaluations : 0,
                         .list_bytes = (int64_t)offsets, .status = FMC_BUILD_OK};
     visitor V = {.B = &B, .m = m};
     fmc_rtab *tabs = NULL;

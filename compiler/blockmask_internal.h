@@ -20,6 +20,7 @@ typedef struct fmc_bm_builder {
     const fmc_program *p;
     fmd_diags *diags;
     int64_t budget;
+    int64_t max_evals; /* 0: no bound */
     fmc_bm_run *runs;
     size_t nruns, cap;
     int64_t nfull, npartial; /* stored tiles so far */

@@ -184,12 +184,16 @@ typedef struct fm_shape {
 typedef struct fm_build_options {
     int64_t block_q, block_kv; /* 0: 128 */
     int64_t memory_budget;     /* bytes the lists may take; 0: 1 GiB */
+    int64_t max_evaluations;   /* point evaluations the build may make; 0: no bound.
+                                  Most masks need none; set a bound when the mask or
+                                  shape comes from an untrusted source */
 } fm_build_options;
 
 /* Builds the BlockMask of mask for shape with bindings (NULL: defaults
  * only). opts may be NULL. FM_ERR_BINDING for a missing param or an input
  * of the wrong size, FM_ERR_SAFETY when some point breaks a safety rule;
- * both with a located message in diags. The BlockMask keeps its own copy of
+ * both with a located message in diags. FM_ERR_LIMIT when the lists would
+ * exceed memory_budget or the build would exceed max_evaluations. The BlockMask keeps its own copy of
  * the program and param values, and borrows input arrays bound with
  * FM_BORROW. Free with fm_blockmask_free. */
 FM_API fm_status fm_blockmask_build(const fm_mask *mask, const fm_bindings *bindings,

@@ -272,7 +272,9 @@ FM_API fm_status fm_blockmask_build(const fm_mask *mask, const fm_bindings *bind
                        .inputs = m->inputs,
                        .input_dims = (const int64_t(*)[FMD_MAX_RANK])m->input_dims};
         fmc_build_status bs = FMC_BUILD_OK;
-        m->bm = fmc_blockmask_build(m->shared->program, &env, bq, bkv, budget, d, &bs);
+        fmc_build_limits limits = {.memory_budget = budget,
+                                   .max_evaluations = opts ? opts->max_evaluations : 0};
+        m->bm = fmc_blockmask_build_limited(m->shared->program, &env, bq, bkv, &limits, d, &bs);
         switch (bs) {
         case FMC_BUILD_OK: st = m->bm ? FM_OK : FM_ERR_NO_MEMORY; break;
         case FMC_BUILD_SAFETY: st = FM_ERR_SAFETY; break;

@@ -133,6 +133,10 @@ static char *make_header(const fm_blockmask *m, const st_tensor *t, size_t nt, s
     put_meta_int(f, &first, "KV_LEN", bm->kv_len);
     put_meta_int(f, &first, "BATCH", bm->batch);
     put_meta_int(f, &first, "HEADS", bm->heads);
+    /* The build is deterministic: a reader rebuilding from the stored
+     * source needs exactly this many point evaluations, and bounds its
+     * rebuild by it, so a crafted file cannot ask for unbounded work. */
+    put_meta_int(f, &first, "evaluations", bm->stats.evaluations);
     put_meta(f, &first, "mask_name", p->mask_name, strlen(p->mask_name));
     put_meta(f, &first, "mask_source_name", p->source->name, strlen(p->source->name));
     put_meta(f, &first, "mask_source", p->source->text, p->source->len);
@@ -556,7 +560,8 @@ static bool lists_match(st_reader *r, const fm_blockmask *m, int64_t nqb, int64_
 }
 
 /* Compiles the stored source and binds the stored params and inputs. */
-static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, fm_blockmask **out) {
+static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, int64_t evaluations,
+                         fm_blockmask **out) {
     const fmr_json *src = meta_string(r, "mask_source"), *mname = meta_string(r, "mask_name");
     const fmr_json *sname = fmr_json_get(r->meta, "mask_source_name");
     if (!src || !mname) return FM_ERR_FORMAT;
@@ -611,7 +616,10 @@ static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, fm_b
         st = fm_bindings_set_input(bind, key + 6, vals, rank, dims, FM_COPY, r->diags);
         free(vals);
     }
-    fm_build_options opts = {bq, bkv, 0};
+    /* A bound of 0 would mean none: an honest file that needed no
+     * evaluations gets a bound of 1, which its rebuild never reaches. */
+    fm_build_options opts = {.block_q = bq, .block_kv = bkv,
+                             .max_evaluations = evaluations > 0 ? evaluations : 1};
     if (st == FM_OK) st = fm_blockmask_build(mask, bind, s, &opts, r->diags, out);
     if (st != FM_OK && st != FM_ERR_NO_MEMORY) {
         say(r->diags, "%s: the mask stored in the file cannot be rebuilt (%s)", r->name,
@@ -691,18 +699,19 @@ FM_API fm_status fm_blockmask_load_safetensors_memory(const char *name, const vo
     }
     if (!check_tensor_set(&r)) goto done;
     const int64_t max_len = ((int64_t)1 << 31) - 1, max_bh = (int64_t)1 << 24;
-    int64_t bq, bkv;
+    int64_t bq, bkv, evaluations;
     fm_shape s;
     if (!meta_int(&r, "Q_BLOCK_SIZE", 1, max_len, &bq) ||
         !meta_int(&r, "KV_BLOCK_SIZE", 1, max_len, &bkv) ||
         !meta_int(&r, "Q_LEN", 1, max_len, &s.q_len) ||
         !meta_int(&r, "KV_LEN", 1, max_len, &s.kv_len) ||
-        !meta_int(&r, "BATCH", 1, max_bh, &s.batch) || !meta_int(&r, "HEADS", 1, max_bh, &s.heads))
+        !meta_int(&r, "BATCH", 1, max_bh, &s.batch) || !meta_int(&r, "HEADS", 1, max_bh, &s.heads) ||
+        !meta_int(&r, "evaluations", 0, INT64_MAX, &evaluations))
         goto done;
     int64_t nqb = (s.q_len + bq - 1) / bq, nkvb = (s.kv_len + bkv - 1) / bkv;
     st_lists l = {0};
     if (!read_lists(&r, s, nqb, nkvb, &l)) goto done;
-    st = rebuild(&r, s, bq, bkv, &m);
+    st = rebuild(&r, s, bq, bkv, evaluations, &m);
     if (st != FM_OK) goto done;
     if (!lists_match(&r, m, nqb, nkvb, &l)) {
         st = FM_ERR_FORMAT;

@@ -39,7 +39,7 @@ static fm_blockmask *build_text(const char *text, const char *input, const int32
     fm_mask *m = NULL;
     fm_bindings *b = NULL;
     fm_blockmask *bm = NULL;
-    fm_build_options o = {bq, bkv, 0};
+    fm_build_options o = {.block_q = bq, .block_kv = bkv};
     fm_status st = fm_compile_string("test.mask", text, strlen(text), d, &p);
     if (st == FM_OK) st = fm_mask_select(p, NULL, d, &m);
     if (st == FM_OK) st = fm_bindings_create(m, &b);
@@ -58,7 +58,7 @@ static fm_blockmask *build_text(const char *text, const char *input, const int32
 static fm_blockmask *import(const void *data, fm_dense_kind kind, size_t rank, const int64_t *dims,
                             const fm_shape *shape, int64_t bq, int64_t bkv) {
     fm_diagnostics *d = fm_diagnostics_create();
-    fm_build_options o = {bq, bkv, 0};
+    fm_build_options o = {.block_q = bq, .block_kv = bkv};
     fm_blockmask *bm = NULL;
     fm_status st = fm_blockmask_from_dense(data, kind, rank, dims, shape, &o, d, &bm);
     if (st != FM_OK) fail_with(st, d, "dense import");
@@ -285,7 +285,7 @@ static void test_npy_round_trip(void **state) {
     fmr_npy_free(&a);
     /* Imported back from the file: the same tiles (the file has B = 2,
      * H = 3, so nothing broadcasts there). */
-    fm_build_options o = {4, 4, 0};
+    fm_build_options o = {.block_q = 4, .block_kv = 4};
     fm_blockmask *back = NULL;
     fm_status st = fm_blockmask_from_npy(path, NULL, &o, d, &back);
     if (st != FM_OK) fail_with(st, d, path);

@@ -50,7 +50,7 @@ static fm_blockmask *build(const char *text, fm_shape s, int64_t bq, int64_t bkv
     fm_mask *m = NULL;
     fm_bindings *b = NULL;
     fm_blockmask *bm = NULL;
-    fm_build_options o = {bq, bkv, 0};
+    fm_build_options o = {.block_q = bq, .block_kv = bkv};
     fm_status st = fm_compile_string("st.mask", text, strlen(text), d, &p);
     if (st == FM_OK) st = fm_mask_select(p, NULL, d, &m);
     if (st == FM_OK) st = fm_bindings_create(m, &b);
@@ -367,7 +367,7 @@ static void test_dense_import_round_trip(void **state) {
         m[i] = (uint8_t)(tu_rng_range(&rng, 0, 3) != 0);
     int64_t dims[3] = {3, 20, 24};
     fm_shape s = {2, 3, 20, 24};
-    fm_build_options o = {8, 8, 0};
+    fm_build_options o = {.block_q = 8, .block_kv = 8};
     fm_blockmask *bm = NULL;
     assert_int_equal(fm_blockmask_from_dense(m, FM_DENSE_BOOL, 3, dims, &s, &o, NULL, &bm), FM_OK);
     size_t len;
