@@ -189,11 +189,10 @@ static fm_status bind_values(fm_blockmask *m, const fm_bindings *b, fm_shape s, 
     for (size_t i = 0; i < p->nparams; i++) {
         bool set = b && b->param_set[i];
         if (!set && !p->params[i].has_default) {
-            fmd_diag_add(d, FMD_ERROR, NULL, (fmd_span){0, 0},
+            fmd_diag_add(d, FMD_ERROR, p->source, p->params[i].span,
                          "give it a value with -D NAME=VALUE (fmc, fmviz) or "
                          "fm_bindings_set_param (C API)",
-                         "%s: param '%s' has no default and no value was given", p->source->name,
-                         p->params[i].name);
+                         "param '%s' has no default and no value was given", p->params[i].name);
             st = FM_ERR_BINDING;
             continue;
         }
@@ -204,28 +203,40 @@ static fm_status bind_values(fm_blockmask *m, const fm_bindings *b, fm_shape s, 
         const fmc_input_info *info = &p->inputs[i];
         const fmr_input_binding *in = b ? &b->inputs[i] : NULL;
         if (!in || !in->bound) {
-            fmd_diag_add(d, FMD_ERROR, NULL, (fmd_span){0, 0},
+            fmd_diag_add(d, FMD_ERROR, p->source, info->span,
                          "bind it with --input NAME=... (fmc, fmviz) or fm_bindings_set_input",
-                         "%s: input '%s' is not bound", p->source->name, info->name);
+                         "input '%s' is not bound", info->name);
             st = FM_ERR_BINDING;
             continue;
         }
         int64_t want[FMD_MAX_RANK];
-        bool ok = in->rank == info->rank;
+        bool ok = in->rank == info->rank, negative = false;
         int64_t count = 1;
         for (size_t k = 0; k < info->rank; k++) {
             want[k] = dim_value(&info->dims[k], m->params, s);
             if (ok && in->dims[k] != want[k]) ok = false;
+            negative |= want[k] < 0;
             count *= want[k] > 0 ? want[k] : 1;
+        }
+        if (negative) {
+            char exp[128];
+            format_dims(exp, sizeof exp, want, info->rank);
+            fmd_diag_add(d, FMD_ERROR, p->source, info->span,
+                         "its dimensions come from params: give them non-negative values",
+                         "input '%s' would have shape [%s] with these params; a dimension "
+                         "cannot be negative",
+                         info->name, exp);
+            st = FM_ERR_BINDING;
+            continue;
         }
         if (!ok) {
             char got[128], exp[128];
             format_dims(got, sizeof got, in->dims, in->rank);
             format_dims(exp, sizeof exp, want, info->rank);
-            fmd_diag_add(d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
-                         "%s: input '%s' is bound with shape [%s] but the mask declares "
+            fmd_diag_add(d, FMD_ERROR, p->source, info->span, NULL,
+                         "input '%s' is bound with shape [%s] but the mask declares "
                          "shape [%s] for this shape and params",
-                         p->source->name, info->name, got, exp);
+                         info->name, got, exp);
             st = FM_ERR_BINDING;
             continue;
         }
