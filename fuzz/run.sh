@@ -34,6 +34,10 @@ for t in "${targets[@]}"; do
   [[ " ${all[*]} " == *" $t "* ]] || { echo "fuzz/run.sh: unknown target '$t' (have: ${all[*]})" >&2; exit 2; }
 done
 
+command -v clang >/dev/null 2>&1 || {
+  echo "fuzz/run.sh: libFuzzer needs clang: apt-get install clang libclang-rt-14-dev" >&2
+  exit 2
+}
 build=build-fuzz
 out=fuzz-out
 if [ ! -f $build/CMakeCache.txt ]; then
