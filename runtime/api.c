@@ -1,5 +1,6 @@
 /* The public API: status, diagnostics, compiling, selecting masks. */
 #define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,14 @@ FM_API char *fm_diagnostics_format(const fm_diagnostics *diags, bool json) {
     return buf;
 }
 
+void fmr_error(fm_diagnostics *diags, const char *fmt, ...) {
+    if (!diags) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fmd_diag_addv(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL, fmt, ap);
+    va_end(ap);
+}
+
 fmd_diags *fmr_diags_of(fm_diagnostics *diags, fmd_diags *scratch) {
     fmd_diags_init(scratch);
     if (diags) scratch->max_errors = diags->d.max_errors;
@@ -137,10 +146,8 @@ FM_API fm_status fm_compile_string(const char *name, const char *text, size_t le
                                    fm_diagnostics *diags, fm_program **out) {
     if ((!text && len) || !out) return FM_ERR_INVALID_ARGUMENT;
     if (len > FMD_MAX_SOURCE_BYTES) {
-        if (diags)
-            fmd_diag_add(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
-                         "%s: mask source is %zu bytes; the limit is %u bytes (16 MiB)",
-                         name ? name : "<string>", len, FMD_MAX_SOURCE_BYTES);
+        fmr_error(diags, "%s: mask source is %zu bytes; the limit is %u bytes (16 MiB)",
+                  name ? name : "<string>", len, FMD_MAX_SOURCE_BYTES);
         return FM_ERR_LIMIT;
     }
     fmd_source *src = fmd_source_new(name ? name : "<string>", text ? text : "", len);

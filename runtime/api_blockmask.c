@@ -57,10 +57,8 @@ FM_API fm_status fm_bindings_set_param(fm_bindings *bindings, const char *name, 
             return FM_OK;
         }
     }
-    if (diags)
-        fmd_diag_add(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
-                     "%s: mask '%s' does not use a param named '%s'", p->source->name,
-                     p->mask_name, name);
+    fmr_error(diags, "%s: mask '%s' does not use a param named '%s'", p->source->name,
+              p->mask_name, name);
     return FM_ERR_NOT_FOUND;
 }
 
@@ -108,22 +106,6 @@ FM_API fm_status fm_bindings_set_input(fm_bindings *bindings, const char *name,
 }
 
 /* ---- building ---- */
-
-static int64_t dim_value(const fmc_dim *d, const int64_t *params, fm_shape s) {
-    switch (d->kind) {
-    case FMD_DIM_LITERAL: return d->value;
-    case FMD_DIM_PARAM: return params[d->value];
-    case FMD_DIM_SHAPE:
-        switch ((fmd_builtin_var)d->value) {
-        case FMD_VAR_Q_LEN: return s.q_len;
-        case FMD_VAR_KV_LEN: return s.kv_len;
-        case FMD_VAR_BATCH: return s.batch;
-        case FMD_VAR_HEADS: return s.heads;
-        default: return -1;
-        }
-    }
-    return -1;
-}
 
 static void format_dims(char *buf, size_t n, const int64_t *dims, size_t rank) {
     size_t used = 0;
@@ -199,6 +181,8 @@ static fm_status bind_values(fm_blockmask *m, const fm_bindings *b, fm_shape s, 
         m->params[i] = set ? b->params[i] : p->params[i].default_value;
     }
     if (st != FM_OK) return st;
+    const fmc_env dims_env = {.batch = s.batch, .heads = s.heads, .q_len = s.q_len,
+                              .kv_len = s.kv_len, .params = m->params};
     for (size_t i = 0; i < p->ninputs; i++) {
         const fmc_input_info *info = &p->inputs[i];
         const fmr_input_binding *in = b ? &b->inputs[i] : NULL;
@@ -213,7 +197,7 @@ static fm_status bind_values(fm_blockmask *m, const fm_bindings *b, fm_shape s, 
         bool ok = in->rank == info->rank, negative = false;
         int64_t count = 1;
         for (size_t k = 0; k < info->rank; k++) {
-            want[k] = dim_value(&info->dims[k], m->params, s);
+            want[k] = fmc_dim_value(&info->dims[k], &dims_env);
             if (ok && in->dims[k] != want[k]) ok = false;
             negative |= want[k] < 0;
             count *= want[k] > 0 ? want[k] : 1;

@@ -59,6 +59,8 @@ struct fm_blockmask {
 
 fmr_shared_program *fmr_shared_retain(fmr_shared_program *s);
 void fmr_shared_release(fmr_shared_program *s);
+/* Appends an error with no source location to diags (NULL: dropped). */
+void fmr_error(fm_diagnostics *diags, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The diags to write into: the caller's, or a scratch one. */
 fmd_diags *fmr_diags_of(fm_diagnostics *diags, fmd_diags *scratch);
 void fmr_diags_done(fm_diagnostics *diags, fmd_diags *scratch);

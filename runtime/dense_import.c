@@ -22,15 +22,6 @@
 #define FMR_DENSE_MAX_COUNT ((int64_t)1 << 32)
 #define FMR_DENSE_MAX_EXPORT_BYTES ((int64_t)1 << 34)
 
-static void say(fm_diagnostics *diags, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void say(fm_diagnostics *diags, const char *fmt, ...) {
-    if (!diags) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fmd_diag_addv(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL, fmt, ap);
-    va_end(ap);
-}
 
 /* "[1, 0, 17, 3]" for linear index i of an array of the given dims. */
 static void format_position(char *buf, size_t n, int64_t i, size_t rank, const int64_t *dims) {
@@ -55,7 +46,7 @@ static fm_status convert(const void *data, fm_dense_kind kind, int64_t count, si
         for (int64_t i = 0; i < count; i++) {
             if (u[i] > 1) {
                 format_position(pos, sizeof pos, i, rank, dims);
-                say(diags,
+                fmr_error(diags,
                     "%s: element %s is %u; a boolean mask holds only 0 (do not attend) and 1 "
                     "(attend)",
                     name, pos, u[i]);
@@ -74,7 +65,7 @@ static fm_status convert(const void *data, fm_dense_kind kind, int64_t count, si
             keep[i] = 0;
         } else {
             format_position(pos, sizeof pos, i, rank, dims);
-            say(diags,
+            fmr_error(diags,
                 "%s: element %s is %.9g; an additive mask holds only 0 (attend) and -inf (do not "
                 "attend)",
                 name, pos, (double)x);
@@ -144,7 +135,7 @@ static fm_status dense_common(const void *data, fm_dense_kind kind, size_t rank,
     if (!out || !dims || (kind != FM_DENSE_BOOL && kind != FM_DENSE_ADDITIVE))
         return FM_ERR_INVALID_ARGUMENT;
     if (rank < 2 || rank > 4) {
-        say(diags,
+        fmr_error(diags,
             "%s: a dense mask has rank 2 [Q_LEN, KV_LEN], 3 [HEADS, Q_LEN, KV_LEN] or 4 [BATCH, "
             "HEADS, Q_LEN, KV_LEN], not %zu",
             name, rank);
@@ -153,7 +144,7 @@ static fm_status dense_common(const void *data, fm_dense_kind kind, size_t rank,
     int64_t count = 1;
     for (size_t k = 0; k < rank; k++) {
         if (dims[k] < 1 || dims[k] > FMR_DENSE_MAX_COUNT || count > FMR_DENSE_MAX_COUNT / dims[k]) {
-            say(diags, "%s: dimension %zu of the dense mask has size %lld%s", name, k,
+            fmr_error(diags, "%s: dimension %zu of the dense mask has size %lld%s", name, k,
                 (long long)dims[k],
                 dims[k] < 1 ? "; every dimension must be at least 1"
                             : "; the mask is larger than 2^32 positions");
@@ -173,7 +164,7 @@ static fm_status dense_common(const void *data, fm_dense_kind kind, size_t rank,
         if (!want.kv_len) want.kv_len = s.kv_len;
         shape = &want;
         if (shape->q_len != s.q_len || shape->kv_len != s.kv_len) {
-            say(diags,
+            fmr_error(diags,
                 "%s: the dense mask is %lld x %lld (Q_LEN x KV_LEN) but the shape asks for "
                 "%lld x %lld",
                 name, (long long)s.q_len, (long long)s.kv_len, (long long)shape->q_len,
@@ -181,7 +172,7 @@ static fm_status dense_common(const void *data, fm_dense_kind kind, size_t rank,
             return FM_ERR_INVALID_ARGUMENT;
         }
         if ((arr_b != 1 && arr_b != shape->batch) || (arr_h != 1 && arr_h != shape->heads)) {
-            say(diags,
+            fmr_error(diags,
                 "%s: the dense mask has %lld batch and %lld head slices; building for BATCH=%lld, "
                 "HEADS=%lld needs each to be that size or 1 (which broadcasts)",
                 name, (long long)arr_b, (long long)arr_h, (long long)shape->batch,
@@ -216,7 +207,7 @@ FM_API fm_status fm_blockmask_from_npy(const char *path, const fm_shape *shape,
     if (st != FM_OK) return st;
     int64_t dims[FMD_MAX_RANK] = {0};
     if (a.rank < 2 || a.rank > 4) {
-        say(diags,
+        fmr_error(diags,
             "%s: a dense mask has rank 2 [Q_LEN, KV_LEN], 3 [HEADS, Q_LEN, KV_LEN] or 4 [BATCH, "
             "HEADS, Q_LEN, KV_LEN], not %zu",
             path, a.rank);
@@ -244,7 +235,7 @@ FM_API fm_status fm_blockmask_from_npy(const char *path, const fm_shape *shape,
         break;
     }
     default:
-        say(diags,
+        fmr_error(diags,
             "%s: a dense mask is bool or uint8 (1 = attend) or float (additive: 0 = attend, -inf "
             "= do not), not %s",
             path, fmr_npy_dtype_name(a.dtype));
@@ -277,7 +268,7 @@ static fm_status slice_to_dense(const fmc_blockmask *bm, int64_t sb, int64_t sh,
                 if (!fmc_eval_row(bm->program, &bm->env, sb, sh, q, kv0, n,
                                   out + q * bm->kv_len + kv0, scratch, &v)) {
                     /* The build evaluated or proved every point of this tile. */
-                    say(diags, "dense export: the mask breaks a safety rule at q=%lld, kv=%lld",
+                    fmr_error(diags, "dense export: the mask breaks a safety rule at q=%lld, kv=%lld",
                         (long long)v.q, (long long)v.kv);
                     return FM_ERR_SAFETY;
                 }
@@ -294,7 +285,7 @@ FM_API fm_status fm_blockmask_to_dense(const fm_blockmask *blockmask, uint8_t **
     int64_t slice = bm->q_len * bm->kv_len; /* each below 2^31: no overflow */
     int64_t slices = bm->batch * bm->heads;
     if (slice > FMR_DENSE_MAX_EXPORT_BYTES / slices) {
-        say(diags,
+        fmr_error(diags,
             "dense export: %lld x %lld x %lld x %lld positions is more than the limit of 2^34 "
             "bytes",
             (long long)bm->batch, (long long)bm->heads, (long long)bm->q_len,

@@ -29,15 +29,6 @@
 #define FMR_ST_MAX_FILE ((uint64_t)1 << 36)
 #define FMR_ST_MAX_LIST_BYTES ((int64_t)1 << 34)
 
-static void say(fm_diagnostics *diags, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void say(fm_diagnostics *diags, const char *fmt, ...) {
-    if (!diags) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fmd_diag_addv(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- writing ---- */
 
@@ -212,7 +203,7 @@ FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, co
     const fmc_blockmask *bm = blockmask->bm;
     const fmc_program *p = blockmask->shared->program;
     if (!valid_utf8((const unsigned char *)p->source->text, p->source->len)) {
-        say(diags,
+        fmr_error(diags,
             "%s: the mask source is not valid UTF-8, which a safetensors header (JSON) cannot "
             "hold",
             p->source->name);
@@ -220,7 +211,7 @@ FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, co
     }
     int64_t rows = bm->stored_batch * bm->stored_heads * bm->nqb;
     if (rows > FMR_ST_MAX_LIST_BYTES / 4 / bm->nkvb) {
-        say(diags, "%s: the kv_indices tensors would pass the limit of 2^34 bytes", path);
+        fmr_error(diags, "%s: the kv_indices tensors would pass the limit of 2^34 bytes", path);
         return FM_ERR_LIMIT;
     }
     size_t nt = 4 + p->ninputs;
@@ -275,7 +266,7 @@ FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, co
     }
     f = fopen(path, "wb");
     if (!f) {
-        say(diags, "cannot write '%s': %s", path, strerror(errno));
+        fmr_error(diags, "cannot write '%s': %s", path, strerror(errno));
         st = FM_ERR_IO;
         goto done;
     }
@@ -288,7 +279,7 @@ FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, co
     if (fclose(f) != 0) ok = false;
     f = NULL;
     if (!ok) {
-        say(diags, "cannot write '%s': %s", path, strerror(errno));
+        fmr_error(diags, "cannot write '%s': %s", path, strerror(errno));
         remove(path);
         st = FM_ERR_IO;
     }
@@ -336,7 +327,7 @@ static bool parse_int(const char *s, size_t len, int64_t *out) {
 /* The string metadata value of key, or NULL with a message. */
 static const fmr_json *meta_string(st_reader *r, const char *key) {
     const fmr_json *v = fmr_json_get(r->meta, key);
-    if (!v) say(r->diags, "%s: the metadata has no \"%s\"", r->name, key);
+    if (!v) fmr_error(r->diags, "%s: the metadata has no \"%s\"", r->name, key);
     return v;
 }
 
@@ -344,7 +335,7 @@ static bool meta_int(st_reader *r, const char *key, int64_t lo, int64_t hi, int6
     const fmr_json *v = meta_string(r, key);
     if (!v) return false;
     if (!parse_int(v->str, v->len, out) || *out < lo || *out > hi) {
-        say(r->diags, "%s: metadata \"%s\" is \"%.40s\", not an integer in [%lld, %lld]", r->name,
+        fmr_error(r->diags, "%s: metadata \"%s\" is \"%.40s\", not an integer in [%lld, %lld]", r->name,
             key, v->str, (long long)lo, (long long)hi);
         return false;
     }
@@ -356,11 +347,11 @@ static bool meta_int(st_reader *r, const char *key, int64_t lo, int64_t hi, int6
 static bool get_tensor(st_reader *r, const char *key, const fmr_json *t, size_t rank, int64_t *dims,
                        const unsigned char **bytes) {
     if (!t) {
-        say(r->diags, "%s: there is no tensor \"%s\"", r->name, key);
+        fmr_error(r->diags, "%s: there is no tensor \"%s\"", r->name, key);
         return false;
     }
     if (t->kind != FMR_JSON_OBJECT) {
-        say(r->diags, "%s: tensor \"%s\" is %s, not an object", r->name, key,
+        fmr_error(r->diags, "%s: tensor \"%s\" is %s, not an object", r->name, key,
             fmr_json_kind_name(t->kind));
         return false;
     }
@@ -368,19 +359,19 @@ static bool get_tensor(st_reader *r, const char *key, const fmr_json *t, size_t 
                    *off = fmr_json_get(t, "data_offsets");
     if (!dt || dt->kind != FMR_JSON_STRING || !sh || sh->kind != FMR_JSON_ARRAY || !off ||
         off->kind != FMR_JSON_ARRAY) {
-        say(r->diags,
+        fmr_error(r->diags,
             "%s: tensor \"%s\" needs \"dtype\" (a string), \"shape\" and \"data_offsets\" "
             "(arrays)",
             r->name, key);
         return false;
     }
     if (strcmp(dt->str, "I32") != 0) {
-        say(r->diags, "%s: tensor \"%s\" has dtype %.16s; flexmask writes and reads I32 (int32)",
+        fmr_error(r->diags, "%s: tensor \"%s\" has dtype %.16s; flexmask writes and reads I32 (int32)",
             r->name, key, dt->str);
         return false;
     }
     if (sh->count != rank) {
-        say(r->diags, "%s: tensor \"%s\" has rank %zu; expected %zu", r->name, key, sh->count,
+        fmr_error(r->diags, "%s: tensor \"%s\" has rank %zu; expected %zu", r->name, key, sh->count,
             rank);
         return false;
     }
@@ -389,10 +380,10 @@ static bool get_tensor(st_reader *r, const char *key, const fmr_json *t, size_t 
         const fmr_json *d = &sh->items[k];
         if (d->kind != FMR_JSON_INT || d->integer < 0 || (dims[k] >= 0 && d->integer != dims[k])) {
             if (d->kind == FMR_JSON_INT && d->integer >= 0)
-                say(r->diags, "%s: tensor \"%s\" has size %lld in dimension %zu; expected %lld",
+                fmr_error(r->diags, "%s: tensor \"%s\" has size %lld in dimension %zu; expected %lld",
                     r->name, key, (long long)d->integer, k, (long long)dims[k]);
             else
-                say(r->diags, "%s: tensor \"%s\": shape entry %zu is not a size", r->name, key, k);
+                fmr_error(r->diags, "%s: tensor \"%s\": shape entry %zu is not a size", r->name, key, k);
             return false;
         }
         dims[k] = d->integer;
@@ -404,21 +395,21 @@ static bool get_tensor(st_reader *r, const char *key, const fmr_json *t, size_t 
     if (off->count != 2 || off->items[0].kind != FMR_JSON_INT ||
         off->items[1].kind != FMR_JSON_INT || off->items[0].integer < 0 ||
         off->items[1].integer < off->items[0].integer) {
-        say(r->diags,
+        fmr_error(r->diags,
             "%s: tensor \"%s\": data_offsets must be two integers [begin, end], begin <= end",
             r->name, key);
         return false;
     }
     uint64_t b = (uint64_t)off->items[0].integer, e = (uint64_t)off->items[1].integer;
     if (e > r->data_len) {
-        say(r->diags,
+        fmr_error(r->diags,
             "%s: tensor \"%s\" ends at data byte %llu but the file holds %llu bytes of data "
             "(truncated?)",
             r->name, key, (unsigned long long)e, (unsigned long long)r->data_len);
         return false;
     }
     if (count == UINT64_MAX || e - b != count * 4) {
-        say(r->diags, "%s: tensor \"%s\" holds %llu bytes but its shape needs %s", r->name, key,
+        fmr_error(r->diags, "%s: tensor \"%s\" holds %llu bytes but its shape needs %s", r->name, key,
             (unsigned long long)(e - b),
             count == UINT64_MAX ? "more than the file" : "4 per element");
         return false;
@@ -443,7 +434,7 @@ static bool check_tensor_set(st_reader *r) {
         if (!off || off->kind != FMR_JSON_ARRAY || off->count != 2 ||
             off->items[0].kind != FMR_JSON_INT || off->items[1].kind != FMR_JSON_INT ||
             off->items[0].integer < 0 || off->items[1].integer < off->items[0].integer) {
-            say(r->diags, "%s: tensor \"%.64s\" has no valid data_offsets", r->name,
+            fmr_error(r->diags, "%s: tensor \"%.64s\" has no valid data_offsets", r->name,
                 r->root->keys[i]);
             ok = false;
             break;
@@ -466,14 +457,14 @@ static bool check_tensor_set(st_reader *r) {
     uint64_t at = 0;
     for (size_t i = 0; ok && i < k; i++) {
         if (ranges[2 * i] != at) {
-            say(r->diags, "%s: the tensor data %s at byte %llu (tensors must lie back to back)",
+            fmr_error(r->diags, "%s: the tensor data %s at byte %llu (tensors must lie back to back)",
                 r->name, ranges[2 * i] > at ? "has a gap" : "overlaps", (unsigned long long)at);
             ok = false;
         }
         at = ranges[2 * i + 1];
     }
     if (ok && at != r->data_len) {
-        say(r->diags, "%s: the tensors cover %llu bytes of data but the file holds %llu", r->name,
+        fmr_error(r->diags, "%s: the tensors cover %llu bytes of data but the file holds %llu", r->name,
             (unsigned long long)at, (unsigned long long)r->data_len);
         ok = false;
     }
@@ -495,7 +486,7 @@ static bool read_lists(st_reader *r, fm_shape s, int64_t nqb, int64_t nkvb, st_l
         if (!get_tensor(r, names[w][0], fmr_json_get(r->root, names[w][0]), 3, dn, &l->num[w]))
             return false;
         if ((dn[0] != 1 && dn[0] != s.batch) || (dn[1] != 1 && dn[1] != s.heads)) {
-            say(r->diags,
+            fmr_error(r->diags,
                 "%s: tensor \"%s\" is [%lld, %lld, %lld]; its first two sizes must be 1 or "
                 "BATCH=%lld, HEADS=%lld",
                 r->name, names[w][0], (long long)dn[0], (long long)dn[1], (long long)dn[2],
@@ -503,7 +494,7 @@ static bool read_lists(st_reader *r, fm_shape s, int64_t nqb, int64_t nkvb, st_l
             return false;
         }
         if (w == 1 && (dn[0] != l->b || dn[1] != l->h)) {
-            say(r->diags,
+            fmr_error(r->diags,
                 "%s: full_kv_num_blocks and kv_num_blocks differ in their first two sizes",
                 r->name);
             return false;
@@ -516,7 +507,7 @@ static bool read_lists(st_reader *r, fm_shape s, int64_t nqb, int64_t nkvb, st_l
         for (int64_t row = 0; row < l->b * l->h * nqb; row++) {
             int32_t n = (int32_t)le32(l->num[w] + 4 * row);
             if (n < 0 || n > nkvb) {
-                say(r->diags, "%s: %s holds %d at row %lld; it must be in [0, %lld]", r->name,
+                fmr_error(r->diags, "%s: %s holds %d at row %lld; it must be in [0, %lld]", r->name,
                     names[w][0], n, (long long)row, (long long)nkvb);
                 return false;
             }
@@ -545,7 +536,7 @@ static bool lists_match(st_reader *r, const fm_blockmask *m, int64_t nqb, int64_
                         same =
                             (int32_t)le32(l->idx[w] + 4 * (row * nkvb + k)) == have[w]->idx[a + k];
                     if (!same) {
-                        say(r->diags,
+                        fmr_error(r->diags,
                             "%s: %s of batch %lld, head %lld, query block %lld does not match the "
                             "mask rebuilt from the stored source; the file was changed or written "
                             "by a different mask",
@@ -578,7 +569,7 @@ static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, int6
         int64_t v;
         const fmr_json *val = &r->meta->items[i];
         if (!parse_int(val->str, val->len, &v)) {
-            say(r->diags, "%s: metadata \"%.64s\" is \"%.40s\", not an integer", r->name, key,
+            fmr_error(r->diags, "%s: metadata \"%.64s\" is \"%.40s\", not an integer", r->name, key,
                 val->str);
             st = FM_ERR_FORMAT;
         } else {
@@ -592,7 +583,7 @@ static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, int6
         const fmr_json *sh = fmr_json_get(t, "shape");
         size_t rank = sh && sh->kind == FMR_JSON_ARRAY ? sh->count : 0;
         if (rank < 1 || rank > FMD_MAX_RANK) {
-            say(r->diags, "%s: tensor \"%.64s\" must have rank 1 to %d", r->name, key,
+            fmr_error(r->diags, "%s: tensor \"%.64s\" must have rank 1 to %d", r->name, key,
                 FMD_MAX_RANK);
             st = FM_ERR_FORMAT;
             break;
@@ -622,7 +613,7 @@ static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, int6
                              .max_evaluations = evaluations > 0 ? evaluations : 1};
     if (st == FM_OK) st = fm_blockmask_build(mask, bind, s, &opts, r->diags, out);
     if (st != FM_OK && st != FM_ERR_NO_MEMORY) {
-        say(r->diags, "%s: the mask stored in the file cannot be rebuilt (%s)", r->name,
+        fmr_error(r->diags, "%s: the mask stored in the file cannot be rebuilt (%s)", r->name,
             fm_status_string(st));
         st = FM_ERR_FORMAT;
     }
@@ -639,25 +630,25 @@ FM_API fm_status fm_blockmask_load_safetensors_memory(const char *name, const vo
     if (!name) name = "<memory>";
     const unsigned char *bytes = data;
     if (len < 8) {
-        say(diags, "%s: truncated: %zu bytes, shorter than the 8-byte header length", name, len);
+        fmr_error(diags, "%s: truncated: %zu bytes, shorter than the 8-byte header length", name, len);
         return FM_ERR_FORMAT;
     }
     uint64_t hlen = 0;
     for (int k = 0; k < 8; k++)
         hlen |= (uint64_t)bytes[k] << (8 * k);
     if (hlen > FMR_ST_MAX_HEADER) {
-        say(diags,
+        fmr_error(diags,
             "%s: the header length is %llu bytes, past the limit of %llu (not a safetensors file?)",
             name, (unsigned long long)hlen, (unsigned long long)FMR_ST_MAX_HEADER);
         return FM_ERR_FORMAT;
     }
     if (hlen > len - 8) {
-        say(diags, "%s: truncated: the header length is %llu bytes but only %zu follow", name,
+        fmr_error(diags, "%s: truncated: the header length is %llu bytes but only %zu follow", name,
             (unsigned long long)hlen, len - 8);
         return FM_ERR_FORMAT;
     }
     if (hlen < 2 || bytes[8] != '{') {
-        say(diags, "%s: the header does not start with '{' (not a safetensors file?)", name);
+        fmr_error(diags, "%s: the header does not start with '{' (not a safetensors file?)", name);
         return FM_ERR_FORMAT;
     }
     fmr_json_doc doc;
@@ -666,25 +657,25 @@ FM_API fm_status fm_blockmask_load_safetensors_memory(const char *name, const vo
     if (!fmr_json_parse((const char *)bytes + 8, (size_t)hlen, &doc, err, sizeof err, &oom)) {
         fmr_json_free(&doc);
         if (oom) return FM_ERR_NO_MEMORY;
-        say(diags, "%s: the header is not valid JSON: header %s", name, err);
+        fmr_error(diags, "%s: the header is not valid JSON: header %s", name, err);
         return FM_ERR_FORMAT;
     }
     st_reader r = {name, bytes + 8 + hlen, len - 8 - hlen, diags, doc.root, NULL};
     fm_status st = FM_ERR_FORMAT;
     fm_blockmask *m = NULL;
     if (r.root->kind != FMR_JSON_OBJECT) {
-        say(diags, "%s: the header is %s, not an object", name, fmr_json_kind_name(r.root->kind));
+        fmr_error(diags, "%s: the header is %s, not an object", name, fmr_json_kind_name(r.root->kind));
         goto done;
     }
     r.meta = fmr_json_get(r.root, "__metadata__");
     if (!r.meta || r.meta->kind != FMR_JSON_OBJECT) {
-        say(diags, "%s: the header has no \"__metadata__\" object; it was not written by flexmask",
+        fmr_error(diags, "%s: the header has no \"__metadata__\" object; it was not written by flexmask",
             name);
         goto done;
     }
     for (size_t i = 0; i < r.meta->count; i++) {
         if (r.meta->items[i].kind != FMR_JSON_STRING) {
-            say(diags, "%s: metadata \"%.64s\" is %s; every metadata value is a string", name,
+            fmr_error(diags, "%s: metadata \"%.64s\" is %s; every metadata value is a string", name,
                 r.meta->keys[i], fmr_json_kind_name(r.meta->items[i].kind));
             goto done;
         }
@@ -692,7 +683,7 @@ FM_API fm_status fm_blockmask_load_safetensors_memory(const char *name, const vo
     for (size_t i = 0; i < r.root->count; i++) {
         if (!strcmp(r.root->keys[i], "__metadata__")) continue;
         if (r.root->items[i].kind != FMR_JSON_OBJECT) {
-            say(diags, "%s: tensor \"%.64s\" is %s, not an object", name, r.root->keys[i],
+            fmr_error(diags, "%s: tensor \"%.64s\" is %s, not an object", name, r.root->keys[i],
                 fmr_json_kind_name(r.root->items[i].kind));
             goto done;
         }
@@ -731,12 +722,12 @@ FM_API fm_status fm_blockmask_load_safetensors(const char *path, fm_diagnostics 
     FILE *f = fopen(path, "rb");
     struct stat sb;
     if (!f || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        say(diags, "cannot read '%s': %s", path, f ? "not a regular file" : strerror(errno));
+        fmr_error(diags, "cannot read '%s': %s", path, f ? "not a regular file" : strerror(errno));
         if (f) fclose(f);
         return FM_ERR_IO;
     }
     if ((uint64_t)sb.st_size > FMR_ST_MAX_FILE) {
-        say(diags, "%s: %lld bytes is past the limit of 64 GiB", path, (long long)sb.st_size);
+        fmr_error(diags, "%s: %lld bytes is past the limit of 64 GiB", path, (long long)sb.st_size);
         fclose(f);
         return FM_ERR_LIMIT;
     }
@@ -750,7 +741,7 @@ FM_API fm_status fm_blockmask_load_safetensors(const char *path, fm_diagnostics 
     bool err = ferror(f) != 0;
     fclose(f);
     if (err) {
-        say(diags, "cannot read '%s': read error", path);
+        fmr_error(diags, "cannot read '%s': read error", path);
         free(buf);
         return FM_ERR_IO;
     }

@@ -11,15 +11,6 @@
 
 #define FMR_MAX_TOKENS (((int64_t)1 << 31) - 1)
 
-static void say(fm_diagnostics *diags, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void say(fm_diagnostics *diags, const char *fmt, ...) {
-    if (!diags) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fmd_diag_addv(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL, fmt, ap);
-    va_end(ap);
-}
 
 /* Names a cycle that token start leads into. Every token reached here has a
  * valid parent that is not itself, and no root above it. */
@@ -44,7 +35,7 @@ static void report_cycle(const int32_t *parent, int64_t n, int64_t start, fm_dia
         len++;
     } while (c != t);
     if (used < sizeof path) snprintf(path + used, sizeof path - used, " -> %lld", (long long)t);
-    say(diags,
+    fmr_error(diags,
         "token tree: token %lld is on a cycle of parents (%s), so it has no root; "
         "every token must lead up to a token whose parent is -1",
         (long long)t, path);
@@ -53,7 +44,7 @@ static void report_cycle(const int32_t *parent, int64_t n, int64_t start, fm_dia
 FM_API fm_status fm_tree_tables(const int32_t *parent, int64_t n, int32_t *enter, int32_t *leave,
                                 int32_t *depth, fm_diagnostics *diags) {
     if (n < 0 || n >= FMR_MAX_TOKENS) {
-        say(diags, "token tree: %lld tokens; the count must be in [0, %lld)", (long long)n,
+        fmr_error(diags, "token tree: %lld tokens; the count must be in [0, %lld)", (long long)n,
             (long long)FMR_MAX_TOKENS);
         return FM_ERR_INVALID_ARGUMENT;
     }
@@ -61,12 +52,12 @@ FM_API fm_status fm_tree_tables(const int32_t *parent, int64_t n, int32_t *enter
     if (!parent || !enter || !leave) return FM_ERR_INVALID_ARGUMENT;
     for (int64_t i = 0; i < n; i++) {
         if (parent[i] < -1 || parent[i] >= n) {
-            say(diags, "token tree: token %lld has parent %d, outside [-1, %lld) (-1 marks a root)",
+            fmr_error(diags, "token tree: token %lld has parent %d, outside [-1, %lld) (-1 marks a root)",
                 (long long)i, parent[i], (long long)n);
             return FM_ERR_INVALID_ARGUMENT;
         }
         if (parent[i] == i) {
-            say(diags, "token tree: token %lld is its own parent (a root's parent is -1)",
+            fmr_error(diags, "token tree: token %lld is its own parent (a root's parent is -1)",
                 (long long)i);
             return FM_ERR_INVALID_ARGUMENT;
         }
@@ -150,7 +141,7 @@ FM_API fm_status fm_batched_prefill_arrays(const int32_t *qo_indptr, const int32
                                            int32_t *q_req, int32_t *q_pos, int32_t *kv_req,
                                            int32_t *kv_pos, fm_diagnostics *diags) {
     if (num_requests < 0 || num_requests >= FMR_MAX_TOKENS) {
-        say(diags, "batched prefill: %lld requests; the count must be in [0, %lld)",
+        fmr_error(diags, "batched prefill: %lld requests; the count must be in [0, %lld)",
             (long long)num_requests, (long long)FMR_MAX_TOKENS);
         return FM_ERR_INVALID_ARGUMENT;
     }
@@ -168,12 +159,12 @@ FM_API fm_status fm_batched_prefill_arrays(const int32_t *qo_indptr, const int32
     for (int s = 0; s < 2; s++) {
         const int32_t *p = side[s].p;
         if (p[0] != 0) {
-            say(diags, "batched prefill: %s[0] is %d; offsets must start at 0", side[s].name, p[0]);
+            fmr_error(diags, "batched prefill: %s[0] is %d; offsets must start at 0", side[s].name, p[0]);
             return FM_ERR_INVALID_ARGUMENT;
         }
         for (int64_t r = 0; r < num_requests; r++) {
             if (p[r + 1] < p[r]) {
-                say(diags,
+                fmr_error(diags,
                     "batched prefill: %s decreases at request %lld (%s[%lld] = %d, %s[%lld] = %d); "
                     "offsets must be non-decreasing",
                     side[s].name, (long long)r, side[s].name, (long long)r, p[r], side[s].name,
@@ -182,7 +173,7 @@ FM_API fm_status fm_batched_prefill_arrays(const int32_t *qo_indptr, const int32
             }
         }
         if (p[num_requests] != side[s].total) {
-            say(diags,
+            fmr_error(diags,
                 "batched prefill: %s ends at %d (%s[%lld]) but the %s hold %lld entries; they "
                 "must be equal",
                 side[s].name, p[num_requests], side[s].name, (long long)num_requests,
@@ -194,7 +185,7 @@ FM_API fm_status fm_batched_prefill_arrays(const int32_t *qo_indptr, const int32
         int64_t qo = (int64_t)qo_indptr[r + 1] - qo_indptr[r];
         int64_t kv = (int64_t)kv_indptr[r + 1] - kv_indptr[r];
         if (qo > kv) {
-            say(diags,
+            fmr_error(diags,
                 "batched prefill: request %lld has %lld queries but only %lld keys/values; its "
                 "queries must be the last of its keys (qo_len <= kv_len)",
                 (long long)r, (long long)qo, (long long)kv);
