@@ -11,25 +11,6 @@
 #include "runtime/npy.h"
 #include "testutil.h"
 
-static int cases(int normal) {
-    const char *s = getenv("FM_TEST_SCALE");
-    return s && !strcmp(s, "sanitizer") ? normal / 4 + 1 : normal;
-}
-
-static void fail_with(fm_status st, fm_diagnostics *d, const char *what) {
-    char *text = fm_diagnostics_format(d, false);
-    fprintf(stderr, "%s: %s\n%s", what, fm_status_string(st), text ? text : "");
-    fm_free(text);
-}
-
-static bool diags_mention(fm_diagnostics *d, const char *what) {
-    char *text = fm_diagnostics_format(d, false);
-    bool found = text && strstr(text, what);
-    if (!found) fprintf(stderr, "diagnostics lack \"%s\":\n%s\n", what, text ? text : "(none)");
-    fm_free(text);
-    return found;
-}
-
 /* Compiles text, binds one input (may be NULL) and builds. */
 static fm_blockmask *build_text(const char *text, const char *input, const int32_t *data,
                                 size_t rank, const int64_t *dims, const char *param, int64_t value,
@@ -46,7 +27,7 @@ static fm_blockmask *build_text(const char *text, const char *input, const int32
     if (st == FM_OK && input) st = fm_bindings_set_input(b, input, data, rank, dims, FM_COPY, d);
     if (st == FM_OK && param) st = fm_bindings_set_param(b, param, value, d);
     if (st == FM_OK) st = fm_blockmask_build(m, b, s, &o, d, &bm);
-    if (st != FM_OK) fail_with(st, d, text);
+    if (st != FM_OK) tu_fail_with(st, d, text);
     assert_int_equal(st, FM_OK);
     fm_bindings_free(b);
     fm_mask_free(m);
@@ -61,7 +42,7 @@ static fm_blockmask *import(const void *data, fm_dense_kind kind, size_t rank, c
     fm_build_options o = {.block_q = bq, .block_kv = bkv};
     fm_blockmask *bm = NULL;
     fm_status st = fm_blockmask_from_dense(data, kind, rank, dims, shape, &o, d, &bm);
-    if (st != FM_OK) fail_with(st, d, "dense import");
+    if (st != FM_OK) tu_fail_with(st, d, "dense import");
     assert_int_equal(st, FM_OK);
     fm_diagnostics_free(d);
     return bm;
@@ -119,7 +100,7 @@ static void random_dense(tu_rng *rng, uint8_t *m, int64_t slices, int64_t q, int
 
 static void test_random_dense_equals_program(void **state) {
     tu_rng rng = {2024};
-    for (int iter = 0; iter < cases(40); iter++) {
+    for (int iter = 0; iter < tu_cases(40); iter++) {
         size_t rank = (size_t)tu_rng_range(&rng, 2, 4);
         int64_t B = rank == 4 ? tu_rng_range(&rng, 1, 3) : 1;
         int64_t H = rank >= 3 ? tu_rng_range(&rng, 1, 3) : 1;
@@ -288,7 +269,7 @@ static void test_npy_round_trip(void **state) {
     fm_build_options o = {.block_q = 4, .block_kv = 4};
     fm_blockmask *back = NULL;
     fm_status st = fm_blockmask_from_npy(path, NULL, &o, d, &back);
-    if (st != FM_OK) fail_with(st, d, path);
+    if (st != FM_OK) tu_fail_with(st, d, path);
     assert_int_equal(st, FM_OK);
     assert_same_tiles(bm, back, false);
     fm_blockmask_free(back);
@@ -314,7 +295,7 @@ static void test_npy_round_trip(void **state) {
     assert_int_equal(fmr_npy_save(path, FMR_NPY_INT32, 2, (int64_t[]){2, 2}, i32, NULL), FM_OK);
     fm_diagnostics_clear(d);
     assert_int_equal(fm_blockmask_from_npy(path, NULL, &o, d, &back), FM_ERR_UNSUPPORTED);
-    assert_true(diags_mention(d, "int32"));
+    assert_true(tu_diags_mention(d, "int32"));
     /* A missing file. */
     fm_diagnostics_clear(d);
     assert_int_not_equal(fm_blockmask_from_npy("/nonexistent/x.npy", NULL, &o, d, &back), FM_OK);
@@ -331,7 +312,7 @@ static void expect_import_error(const void *data, fm_dense_kind kind, size_t ran
     fm_blockmask *bm = (fm_blockmask *)0x1;
     assert_int_equal(fm_blockmask_from_dense(data, kind, rank, dims, s, NULL, d, &bm), want);
     assert_ptr_equal(bm, (fm_blockmask *)0x1); /* untouched on failure */
-    assert_true(diags_mention(d, mention));
+    assert_true(tu_diags_mention(d, mention));
     fm_diagnostics_free(d);
 }
 
@@ -394,7 +375,7 @@ static void test_export_limits(void **state) {
     fm_diagnostics *d = fm_diagnostics_create();
     assert_int_equal(fm_blockmask_to_dense(bm, &dense, NULL, d), FM_ERR_LIMIT);
     assert_null(dense);
-    assert_true(diags_mention(d, "2^34"));
+    assert_true(tu_diags_mention(d, "2^34"));
     fm_diagnostics_free(d);
     fm_blockmask_free(bm);
 }

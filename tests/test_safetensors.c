@@ -12,25 +12,6 @@
 #include "runtime/json.h"
 #include "testutil.h"
 
-static int sanitizer(void) {
-    const char *s = getenv("FM_TEST_SCALE");
-    return s && !strcmp(s, "sanitizer");
-}
-
-static void fail_with(fm_status st, fm_diagnostics *d, const char *what) {
-    char *text = fm_diagnostics_format(d, false);
-    fprintf(stderr, "%s: %s\n%s", what, fm_status_string(st), text ? text : "");
-    fm_free(text);
-}
-
-static bool diags_mention(fm_diagnostics *d, const char *what) {
-    char *text = fm_diagnostics_format(d, false);
-    bool found = text && strstr(text, what);
-    if (!found) fprintf(stderr, "diagnostics lack \"%s\":\n%s\n", what, text ? text : "(none)");
-    fm_free(text);
-    return found;
-}
-
 static const char *const DOC_MASK =
     "# documents, causal, within a window\n"
     "param window = 100;\n"
@@ -64,7 +45,7 @@ static fm_blockmask *build(const char *text, fm_shape s, int64_t bq, int64_t bkv
         st = fm_bindings_set_input(b, "n", lens, 1, &n, FM_COPY, d);
     }
     if (st == FM_OK) st = fm_blockmask_build(m, b, s, &o, d, &bm);
-    if (st != FM_OK) fail_with(st, d, "build");
+    if (st != FM_OK) tu_fail_with(st, d, "build");
     assert_int_equal(st, FM_OK);
     fm_bindings_free(b);
     fm_mask_free(m);
@@ -85,7 +66,7 @@ static unsigned char *save(const fm_blockmask *bm, const char *name, size_t *len
     char *p = tu_write_temp(name, "", 0);
     fm_diagnostics *d = fm_diagnostics_create();
     fm_status st = fm_blockmask_save_safetensors(bm, p, d);
-    if (st != FM_OK) fail_with(st, d, p);
+    if (st != FM_OK) tu_fail_with(st, d, p);
     assert_int_equal(st, FM_OK);
     fm_diagnostics_free(d);
     unsigned char *bytes = (unsigned char *)tu_read_file(p, len);
@@ -223,9 +204,9 @@ static fm_blockmask *load(const unsigned char *bytes, size_t len, fm_status want
     fm_diagnostics *d = fm_diagnostics_create();
     fm_blockmask *bm = NULL;
     fm_status st = fm_blockmask_load_safetensors_memory("t.safetensors", bytes, len, d, &bm);
-    if (st != want) fail_with(st, d, "load");
+    if (st != want) tu_fail_with(st, d, "load");
     assert_int_equal(st, want);
-    if (mention) assert_true(diags_mention(d, mention));
+    if (mention) assert_true(tu_diags_mention(d, mention));
     if (st != FM_OK) assert_true(fm_diagnostics_count(d) > 0);
     fm_diagnostics_free(d);
     return bm;
@@ -311,7 +292,7 @@ static void test_round_trip_file_and_attention(void **state) {
     fm_diagnostics *d = fm_diagnostics_create();
     fm_blockmask *back = NULL;
     fm_status st = fm_blockmask_load_safetensors(path, d, &back);
-    if (st != FM_OK) fail_with(st, d, path);
+    if (st != FM_OK) tu_fail_with(st, d, path);
     assert_int_equal(st, FM_OK);
     assert_same_blockmask(bm, back);
     /* Attention over the loaded BlockMask is the original's, bit for bit. */
@@ -474,11 +455,11 @@ static void test_malformed(void **state) {
         fm_diagnostics *d = fm_diagnostics_create();
         fm_blockmask *x = NULL;
         fm_status st = fm_blockmask_load_safetensors_memory("t.safetensors", e, len, d, &x);
-        if (st != want || !diags_mention(d, edits[i].mention))
+        if (st != want || !tu_diags_mention(d, edits[i].mention))
             fprintf(stderr, "edit %zu: %s -> %s gave %s\n", i, edits[i].from, edits[i].to,
                     fm_status_string(st));
         assert_int_equal(st, want);
-        assert_true(diags_mention(d, edits[i].mention));
+        assert_true(tu_diags_mention(d, edits[i].mention));
         assert_null(x);
         fm_diagnostics_free(d);
         free(e);
@@ -499,7 +480,7 @@ static void test_malformed(void **state) {
 
     /* Every single-byte change of the header region: never a crash. */
     size_t limit = (size_t)(8 + hlen);
-    int step = sanitizer() ? 3 : 1;
+    int step = tu_sanitizer_run() ? 3 : 1;
     for (size_t i = 0; i < limit; i += (size_t)step) {
         static const unsigned char vals[] = {0, '"', '{', '}', '[', ']', ',', ':', '9', 0xff, ' '};
         for (size_t v = 0; v < sizeof vals; v++) {

@@ -9,19 +9,6 @@
 #include "flexmask.h"
 #include "testutil.h"
 
-static int cases(int normal) {
-    const char *s = getenv("FM_TEST_SCALE");
-    return s && !strcmp(s, "sanitizer") ? normal / 4 + 1 : normal;
-}
-
-static bool diags_mention(fm_diagnostics *d, const char *what) {
-    char *text = fm_diagnostics_format(d, false);
-    bool found = text && strstr(text, what);
-    if (!found) fprintf(stderr, "diagnostics lack \"%s\":\n%s\n", what, text ? text : "(none)");
-    fm_free(text);
-    return found;
-}
-
 /* Is a an ancestor of t, or t itself, by walking parents. */
 static bool brute_ancestor(const int32_t *parent, int32_t a, int32_t t) {
     for (int32_t x = t; x >= 0; x = parent[x])
@@ -95,7 +82,7 @@ static void random_forest(tu_rng *rng, int32_t n, int32_t *parent) {
 
 static void test_tree_random_forests(void **state) {
     tu_rng rng = {42};
-    for (int iter = 0; iter < cases(200); iter++) {
+    for (int iter = 0; iter < tu_cases(200); iter++) {
         int32_t n = (int32_t)tu_rng_range(&rng, 1, 60);
         int32_t parent[60], enter[60], leave[60], depth[60];
         random_forest(&rng, n, parent);
@@ -129,7 +116,7 @@ static void expect_tree_error(const int32_t *parent, int32_t n, const char *ment
         enter[i] = leave[i] = depth[i] = 77;
     fm_diagnostics *d = fm_diagnostics_create();
     assert_int_equal(fm_tree_tables(parent, n, enter, leave, depth, d), FM_ERR_INVALID_ARGUMENT);
-    assert_true(diags_mention(d, mention));
+    assert_true(tu_diags_mention(d, mention));
     for (int i = 0; i < 16; i++)
         assert_true(enter[i] == 77 && leave[i] == 77 && depth[i] == 77);
     fm_diagnostics_free(d);
@@ -197,7 +184,7 @@ static void test_prefill_example(void **state) {
 
 static void test_prefill_random(void **state) {
     tu_rng rng = {7};
-    for (int iter = 0; iter < cases(300); iter++) {
+    for (int iter = 0; iter < tu_cases(300); iter++) {
         int n = (int)tu_rng_range(&rng, 0, 8);
         int32_t qo[9] = {0}, kv[9] = {0};
         for (int r = 0; r < n; r++) {
@@ -222,7 +209,7 @@ static void expect_prefill_error(const int32_t *qo, const int32_t *kv, int n, in
     fm_diagnostics *diags = fm_diagnostics_create();
     assert_int_equal(fm_batched_prefill_arrays(qo, kv, n, q_len, kv_len, a, b, c, d, diags),
                      FM_ERR_INVALID_ARGUMENT);
-    assert_true(diags_mention(diags, mention));
+    assert_true(tu_diags_mention(diags, mention));
     for (int i = 0; i < 64; i++)
         assert_true(a[i] == -5 && b[i] == -5 && c[i] == -5 && d[i] == -5);
     fm_diagnostics_free(diags);
@@ -284,7 +271,7 @@ static fm_blockmask *build_or_fail(fm_mask *m, fm_bindings *b, fm_shape s, int64
 static void test_tree_mask_end_to_end(void **state) {
     fm_mask *m = load_mask("tree.mask");
     tu_rng rng = {99};
-    for (int iter = 0; iter < cases(20); iter++) {
+    for (int iter = 0; iter < tu_cases(20); iter++) {
         int32_t n = (int32_t)tu_rng_range(&rng, 1, 40);
         int64_t prefix = tu_rng_range(&rng, 0, 9);
         int32_t parent[40], enter[40], leave[40], depth[40];
@@ -324,7 +311,7 @@ static void test_tree_mask_end_to_end(void **state) {
 static void test_prefill_mask_end_to_end(void **state) {
     fm_mask *m = load_mask("batched_prefill.mask");
     tu_rng rng = {5};
-    for (int iter = 0; iter < cases(20); iter++) {
+    for (int iter = 0; iter < tu_cases(20); iter++) {
         int n = (int)tu_rng_range(&rng, 1, 5);
         int32_t qo[6] = {0}, kv[6] = {0};
         if (iter == 0) {

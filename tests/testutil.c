@@ -1,6 +1,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
+#include "flexmask.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,4 +128,27 @@ int64_t tu_rng_range(tu_rng *r, int64_t lo, int64_t hi) {
     uint64_t span = (uint64_t)hi - (uint64_t)lo + 1;
     if (span == 0) return (int64_t)tu_rng_next(r);
     return (int64_t)((uint64_t)lo + tu_rng_next(r) % span);
+}
+
+bool tu_sanitizer_run(void) {
+    const char *s = getenv("FM_TEST_SCALE");
+    return s && !strcmp(s, "sanitizer");
+}
+
+int tu_cases(int normal) {
+    return tu_sanitizer_run() ? normal / 4 + 1 : normal;
+}
+
+void tu_fail_with(int status, struct fm_diagnostics *d, const char *what) {
+    char *text = fm_diagnostics_format(d, false);
+    fprintf(stderr, "%s: %s\n%s", what, fm_status_string((fm_status)status), text ? text : "");
+    fm_free(text);
+}
+
+bool tu_diags_mention(struct fm_diagnostics *d, const char *what) {
+    char *text = fm_diagnostics_format(d, false);
+    bool found = text && strstr(text, what);
+    if (!found) fprintf(stderr, "diagnostics lack \"%s\":\n%s\n", what, text ? text : "(none)");
+    fm_free(text);
+    return found;
 }

@@ -3,6 +3,7 @@
 #define FM_TESTS_TESTUTIL_H
 
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,18 @@ int tu_run(const char *cmdline, char **out, char **err);
 int tu_run_group(const char *group, const struct CMUnitTest *tests, size_t count, int argc,
                  char **argv);
 #define TU_RUN(tests, argc, argv) tu_run_group(__FILE__, tests, sizeof(tests) / sizeof(tests[0]), argc, argv)
+
+/* True in the ASan + UBSan run (FM_TEST_SCALE=sanitizer), where property
+ * tests run fewer cases. */
+bool tu_sanitizer_run(void);
+/* normal cases, or about a quarter of them in the sanitizer run. */
+int tu_cases(int normal);
+
+struct fm_diagnostics;
+/* Prints what failed, its status and every diagnostic to stderr. */
+void tu_fail_with(int status, struct fm_diagnostics *d, const char *what);
+/* Whether the rendered diagnostics contain what (printing them if not). */
+bool tu_diags_mention(struct fm_diagnostics *d, const char *what);
 
 /* A small deterministic PRNG (splitmix64) for property tests. */
 typedef struct tu_rng {
