@@ -184,16 +184,11 @@ static void check_case(const case_spec *s, tu_rng *rng) {
     af_free_mask(&tm);
 }
 
-static int scaled(int normal, int reduced) {
-    const char *s = getenv("FM_TEST_SCALE");
-    return s && strcmp(s, "sanitizer") == 0 ? reduced : normal;
-}
-
 /* Random masks, shapes, blocks, GQA ratios, layouts and dtypes. */
 static void test_random_cases(void **state) {
     (void)state;
     tu_rng rng = {0x5eed4a77e1110ULL};
-    int n = scaled(150, 30);
+    int n = tu_sanitizer_run() ? 30 : 150;
     for (int i = 0; i < n; i++) {
         case_spec s = random_spec(&rng);
         check_case(&s, &rng);

@@ -25,11 +25,6 @@
 #include "compiler/ir.h"
 #include "dsl/ast.h"
 
-static int test_scale(void) {
-    const char *s = getenv("FM_TEST_SCALE");
-    return s && strcmp(s, "sanitizer") == 0 ? 6 : 1;
-}
-
 typedef struct compiled {
     fmd_program *ast;
     fmc_program *p;
@@ -349,7 +344,7 @@ static void one_case(tu_rng *r, int guarded, int64_t *stats) {
 
 static void test_random_masks(void **state) {
     (void)state;
-    int n = 4000 / test_scale();
+    int n = tu_sanitizer_run() ? 666 : 4000;
     tu_rng r = {20261122};
     int64_t stats[4] = {0};
     for (int i = 0; i < n; i++) one_case(&r, i % 3 == 0 ? 20 : 90, stats);
@@ -416,7 +411,7 @@ static void test_standard_masks(void **state) {
                                  {1, 1, 1, 1, 128},     {1, 1, 300, 300, 64},
                                  {2, 3, 130, 130, 16},  {1, 2, 515, 515, 128},
                                  {1, 1, 200, 200, 7}};
-    int nshapes = test_scale() > 1 ? 3 : 5;
+    int nshapes = tu_sanitizer_run() ? 3 : 5;
     int tested = 0;
     for (size_t i = 0; i < sizeof standard / sizeof standard[0]; i++) {
         char *src = read_mask(standard[i]);

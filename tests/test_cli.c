@@ -325,6 +325,237 @@ static void test_accepted_flag_forms(void **state) {
     free(two);
 }
 
+/* ---- build limits ---------------------------------------------------------- */
+
+/* False everywhere (no square is 3 or 5 mod 7), which the analysis cannot
+ * see: every position of the one tile is evaluated. */
+static const char number_theory_src[] = "mask m = q * q % 7 == 3 || kv * kv % 7 == 5;\n";
+
+/* Runs cmdfmt (one %s: the mask path) and returns its stdout, which must
+ * be non-empty with exit status 0. */
+static char *ok_output(const char *cmdfmt, const char *arg) {
+    char *out = NULL, *err = NULL;
+    int rc = run(&out, &err, cmdfmt, arg);
+    if (rc != 0) fprintf(stderr, "exit %d:\n%s\n", rc, err ? err : "");
+    assert_int_equal(rc, 0);
+    assert_non_null(out);
+    assert_true(out[0] != '\0');
+    free(err);
+    return out;
+}
+
+static void test_max_evaluations(void **state) {
+    (void)state;
+    char *f = write_mask("evals.mask", number_theory_src);
+    /* 300 x 300 positions in one tile: 90000 evaluations. */
+    char *plain = ok_output(FMC " blockmask '%s' --q-len 300 --block 300 --format json", f);
+    assert_non_null(strstr(plain, "\"evaluations\": 90000"));
+    expect_status(1, "more than 1000 point evaluations",
+                  FMC " blockmask '%s' --q-len 300 --block 300 --max-evaluations 1000", f);
+    expect_status(1, "evaluation bound",
+                  FMC " blockmask '%s' --q-len 300 --block 300 --max-evaluations=89999", f);
+    expect_status(1, "more than 500 point evaluations",
+                  FMVIZ " '%s' --q-len 300 --block 300 --max-evaluations 500", f);
+    /* A bound the build stays within changes nothing, nor does 0 (none). */
+    const char *generous[] = {"--max-evaluations 90000", "--max-evaluations 1_000_000",
+                              "--max-evaluations 0"};
+    for (size_t i = 0; i < sizeof generous / sizeof generous[0]; i++) {
+        char fmt[256];
+        snprintf(fmt, sizeof fmt, FMC " blockmask '%%s' --q-len 300 --block 300 --format json %s",
+                 generous[i]);
+        char *got = ok_output(fmt, f);
+        assert_string_equal(got, plain);
+        free(got);
+    }
+    /* As JSON, the library's message is one object. */
+    char *err = NULL;
+    assert_int_equal(run(NULL, &err,
+                         FMC " blockmask '%s' --q-len 300 --block 300 --max-evaluations 10 "
+                             "--diagnostics json",
+                         f),
+                     1);
+    jval root;
+    parse_json(err, &root);
+    assert_non_null(strstr(jget(&root, "message")->str, "more than 10 point evaluations"));
+    jfree(&root);
+    free(err);
+    free(plain);
+    free(f);
+}
+
+static void test_memory_budget(void **state) {
+    (void)state;
+    char *f = write_mask("budget.mask", "mask m = kv <= q;\n");
+    /* 256 x 256 tiles: the lists take about 267 KiB. */
+    const char *big = FMC " blockmask '%s' --q-len 4096 --block 16 --format json";
+    char *plain = ok_output(big, f);
+    char fmt[256];
+    expect_status(1, "memory budget of 1024 bytes",
+                  FMC " blockmask '%s' --q-len 4096 --block 16 --memory-budget 1K", f);
+    expect_status(1, "memory budget of 1024 bytes",
+                  FMVIZ " '%s' --q-len 4096 --block 16 --memory-budget=1024", f);
+    /* Over the offsets but under the lists: the build itself stops. */
+    expect_status(1, "memory budget of 262144 bytes",
+                  FMC " blockmask '%s' --q-len 4096 --block 16 --memory-budget 256K", f);
+    const char *enough[] = {"1M", "1048576", "1G", "8G", "1_024K"};
+    for (size_t i = 0; i < sizeof enough / sizeof enough[0]; i++) {
+        snprintf(fmt, sizeof fmt, "%s --memory-budget %s", big, enough[i]);
+        char *got = ok_output(fmt, f);
+        assert_string_equal(got, plain);
+        free(got);
+    }
+    free(plain);
+    free(f);
+}
+
+/* Every malformed limit is a usage error naming the flag, in every tool
+ * that builds a BlockMask. */
+static void test_limit_usage_errors(void **state) {
+    (void)state;
+    char *f = write_mask("limits.mask", "mask m = kv <= q;\n");
+    static const char *const bad_budgets[] = {"abc",
+                                              "12x",
+                                              "1KiB",
+                                              "1k",
+                                              "1.5G",
+                                              "-1",
+                                              "-1K",
+                                              "0",
+                                              "",
+                                              "K",
+                                              "99999999999999999999",
+                                              "9000000000G",
+                                              "1__0",
+                                              "_1"};
+    static const char *const bad_evals[] = {"abc", "1K",  "-3", "2.5", "", "99999999999999999999",
+                                            "1_",  "0x10"};
+    static const char *const tools[] = {FMC " blockmask", FMVIZ, FMC " attend"};
+    char cmd[512];
+    for (size_t t = 0; t < sizeof tools / sizeof tools[0]; t++) {
+        for (size_t i = 0; i < sizeof bad_budgets / sizeof bad_budgets[0]; i++) {
+            snprintf(cmd, sizeof cmd, "%s '%%s' --q-len 8 --memory-budget '%s'", tools[t],
+                     bad_budgets[i]);
+            expect_status(2, "--memory-budget", cmd, f);
+        }
+        for (size_t i = 0; i < sizeof bad_evals / sizeof bad_evals[0]; i++) {
+            snprintf(cmd, sizeof cmd, "%s '%%s' --q-len 8 --max-evaluations='%s'", tools[t],
+                     bad_evals[i]);
+            expect_status(2, "--max-evaluations", cmd, f);
+        }
+        snprintf(cmd, sizeof cmd, "%s '%%s' --q-len 8 --max-evaluations", tools[t]);
+        expect_status(2, "--max-evaluations needs a value", cmd, f);
+        snprintf(cmd, sizeof cmd, "%s '%%s' --q-len 8 --memory-budget", tools[t]);
+        expect_status(2, "--memory-budget needs a value", cmd, f);
+    }
+    /* The messages say what is wrong. */
+    expect_status(2, "unknown suffix", FMC " blockmask '%s' --q-len 8 --memory-budget 3T", f);
+    expect_status(2, "too large", FMC " blockmask '%s' --q-len 8 --memory-budget 8796093022208G",
+                  f);
+    expect_status(2, "negative", FMC " blockmask '%s' --q-len 8 --max-evaluations -1", f);
+    expect_status(2, "not an integer", FMC " blockmask '%s' --q-len 8 --max-evaluations 5M", f);
+    /* The largest budget that fits is accepted. */
+    expect_status(0, NULL, FMC " blockmask '%s' --q-len 8 --memory-budget 8589934591G", f);
+    expect_status(0, NULL, FMC " blockmask '%s' --q-len 8 --memory-budget 9223372036854775807", f);
+    /* A usage error with --diagnostics json is one JSON object. */
+    char *err = NULL;
+    assert_int_equal(
+        run(NULL, &err, FMVIZ " '%s' --q-len 8 --memory-budget 1X --diagnostics json", f), 2);
+    jval root;
+    parse_json(err, &root);
+    assert_non_null(strstr(jget(&root, "message")->str, "--memory-budget"));
+    assert_non_null(strstr(jget(&root, "hint")->str, "fmviz --help"));
+    jfree(&root);
+    free(err);
+    /* Each tool's help lists both flags. */
+    static const char *const helps[] = {FMC " blockmask --help", FMC " attend --help",
+                                        FMVIZ " --help"};
+    for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++) {
+        char *out = NULL;
+        assert_int_equal(run(&out, NULL, "%s", helps[i]), 0);
+        assert_non_null(strstr(out, "--max-evaluations N"));
+        assert_non_null(strstr(out, "--memory-budget SIZE"));
+        free(out);
+    }
+    free(f);
+}
+
+/* fmc attend honours the bound too, and a generous one leaves its output
+ * unchanged. */
+static void test_attend_limits(void **state) {
+    (void)state;
+    char *f = write_mask("attend-evals.mask", number_theory_src);
+    float q[64 * 2];
+    for (int i = 0; i < 64 * 2; i++)
+        q[i] = (float)((i * 37) % 11) / 11.0f - 0.5f;
+    char *qp = write_npy("attend-q.npy", "<f4", "(1, 1, 64, 2)", q, sizeof q);
+    char out_a[600], out_b[600];
+    snprintf(out_a, sizeof out_a, "%s/attend-a.npy", tu_temp_dir());
+    snprintf(out_b, sizeof out_b, "%s/attend-b.npy", tu_temp_dir());
+    char fmt[2048];
+    snprintf(fmt, sizeof fmt,
+             FMC " attend '%%s' --block 64 --q '%s' --k '%s' --v '%s' --out '%s' --device cpu "
+                 "--max-evaluations 100",
+             qp, qp, qp, out_a);
+    expect_status(1, "more than 100 point evaluations", fmt, f);
+    snprintf(fmt, sizeof fmt,
+             FMC " attend '%%s' --block 64 --q '%s' --k '%s' --v '%s' --out '%s' --device cpu", qp,
+             qp, qp, out_a);
+    expect_status(0, NULL, fmt, f);
+    snprintf(fmt, sizeof fmt,
+             FMC " attend '%%s' --block 64 --q '%s' --k '%s' --v '%s' --out '%s' --device cpu "
+                 "--max-evaluations 4096 --memory-budget 1M",
+             qp, qp, qp, out_b);
+    expect_status(0, NULL, fmt, f);
+    size_t na, nb;
+    char *a = tu_read_file(out_a, &na), *b = tu_read_file(out_b, &nb);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(na, nb);
+    assert_true(na > 128);
+    assert_memory_equal(a, b, na);
+    free(a);
+    free(b);
+    free(qp);
+    free(f);
+}
+
+/* fmc check and fmc print report usage errors like every other
+ * subcommand. */
+static void test_check_print_usage(void **state) {
+    (void)state;
+    char *f = write_mask("checkusage.mask", "mask m = kv <= q;\n");
+    expect_status(2, "fmc check: unknown flag '--bogus'", FMC " check --bogus '%s'", f);
+    expect_status(2, "run 'fmc check --help' for the flags", FMC " check --bogus '%s'", f);
+    expect_status(2, "fmc check: no mask file given", FMC " check%s", "");
+    expect_status(2, "fmc check: --diagnostics must be text or json, got 'xml'",
+                  FMC " check --diagnostics xml '%s'", f);
+    expect_status(2, "fmc check: --diagnostics needs a value", FMC " check '%s' --diagnostics", f);
+    expect_status(2, "fmc print: unknown flag '-x'", FMC " print -x '%s'", f);
+    expect_status(2, "run 'fmc print --help' for the flags", FMC " print -x '%s'", f);
+    expect_status(2, "fmc print: no mask file given", FMC " print%s", "");
+    expect_status(2, "fmc print: more than one mask file given", FMC " print '%s' other.mask", f);
+    expect_status(0, NULL, FMC " check --diagnostics=text -- '%s'", f);
+    expect_status(0, NULL, FMC " print --diagnostics json '%s'", f);
+    /* With --diagnostics json, even when it comes after the error. */
+    const char *cmds[] = {FMC " check --bogus --diagnostics json '%s'",
+                          FMC " print '%s' --diagnostics=json --bogus",
+                          FMC " check --diagnostics json %.0s"};
+    const char *want[] = {"fmc check: unknown flag '--bogus'", "fmc print: unknown flag '--bogus'",
+                          "fmc check: no mask file given"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char *err = NULL;
+        assert_int_equal(run(NULL, &err, cmds[i], f), 2);
+        jval root;
+        parse_json(err, &root);
+        assert_string_equal(jget(&root, "severity")->str, "error");
+        assert_string_equal(jget(&root, "message")->str, want[i]);
+        assert_non_null(strstr(jget(&root, "hint")->str, "--help"));
+        jfree(&root);
+        free(err);
+    }
+    free(f);
+}
+
 static void test_input_errors(void **state) {
     (void)state;
     char *f = write_mask("inputs.mask", param_src);
@@ -1026,6 +1257,11 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_accepted_flag_forms),
+        cmocka_unit_test(test_max_evaluations),
+        cmocka_unit_test(test_memory_budget),
+        cmocka_unit_test(test_limit_usage_errors),
+        cmocka_unit_test(test_attend_limits),
+        cmocka_unit_test(test_check_print_usage),
         cmocka_unit_test(test_input_errors),
         cmocka_unit_test(test_json_contract_example),
         cmocka_unit_test(test_json_broadcast_and_heads),

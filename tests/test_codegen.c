@@ -20,11 +20,6 @@
 typedef int (*eval_fn)(const fmc_cuda_mask_env *e, long long b, long long h, long long q,
                        long long kv);
 
-static bool sanitizer_scale(void) {
-    const char *s = getenv("FM_TEST_SCALE");
-    return s && !strcmp(s, "sanitizer");
-}
-
 /* One mask under test: its program (owned by the mask handle). */
 typedef struct subject {
     char name[128];
@@ -265,7 +260,7 @@ static void test_agrees_with_interpreter(void **state) {
     }
     void *lib = compile_all(subs, n);
     tu_rng r = {0x5eed};
-    int envs = sanitizer_scale() ? 10 : 40, points = sanitizer_scale() ? 100 : 400;
+    int envs = tu_sanitizer_run() ? 10 : 40, points = tu_sanitizer_run() ? 100 : 400;
     long total64 = 0, total32 = 0;
     for (size_t i = 0; i < n; i++) {
         long n64 = 0, n32 = 0;
@@ -326,8 +321,7 @@ static char *chain_source(int terms) {
 
 static void test_long_chain(void **state) {
     (void)state;
-    const char *scale = getenv("FM_TEST_SCALE");
-    bool full = scale && !strcmp(scale, "full");
+    bool full = tu_full_run();
     char *big = chain_source(100000);
     subject s;
     assert_true(load_subject(&s, "chain100k", big, NULL));

@@ -353,8 +353,7 @@ static void test_nesting_million(void **state) {
 static void test_mutations(void **state) {
     (void)state;
     static const char pool[] = "();?:-!#\n\t q9_[],=<>&|a\0\xff\xc3\x80";
-    const char *scale = getenv("FM_TEST_SCALE");
-    int rounds = scale && !strcmp(scale, "sanitizer") ? 40 : 300;
+    int rounds = tu_sanitizer_run() ? 40 : 300;
     glob_t g;
     assert_int_equal(glob(FM_SOURCE_DIR "/examples/masks/*.mask", 0, NULL, &g), 0);
     tu_rng rng = {12345};

@@ -311,8 +311,7 @@ static void gen_expr(gen *g, bool want_bool, int depth) {
 
 static void test_print_random(void **state) {
     (void)state;
-    const char *scale = getenv("FM_TEST_SCALE");
-    int rounds = scale && !strcmp(scale, "sanitizer") ? 60 : 400;
+    int rounds = tu_sanitizer_run() ? 60 : 400;
     gen g = {{99}, NULL, 0, 0};
     int checked = 0;
     for (int r = 0; r < rounds; r++) {

@@ -495,8 +495,7 @@ static void test_nvrtc_every_standard_mask(void **state) {
     /* Under the sanitizers NVRTC's own work (not instrumented, and the
        same as in the plain run that checks every mask) is cut to a few
        masks to keep the run short. */
-    const char *scale = getenv("FM_TEST_SCALE");
-    if (scale && !strcmp(scale, "sanitizer")) {
+    if (tu_sanitizer_run()) {
         for (size_t i = 4; i < n; i++) free(files[i]);
         n = 4;
     }

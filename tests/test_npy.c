@@ -393,7 +393,7 @@ static void test_mutations(void **state) {
     void *img;
     size_t len;
     assert_int_equal(fmr_npy_save_memory(FMR_NPY_INT32, 2, shape, v, &img, &len, NULL), FM_OK);
-    int rounds = getenv("FM_TEST_SCALE") ? 2000 : 20000;
+    int rounds = tu_sanitizer_run() ? 2000 : 20000;
     unsigned char *m = malloc(len);
     for (int r = 0; r < rounds; r++) {
         memcpy(m, img, len);

@@ -139,6 +139,11 @@ int tu_cases(int normal) {
     return tu_sanitizer_run() ? normal / 4 + 1 : normal;
 }
 
+bool tu_full_run(void) {
+    const char *s = getenv("FM_TEST_SCALE");
+    return s && !strcmp(s, "full");
+}
+
 void tu_fail_with(int status, struct fm_diagnostics *d, const char *what) {
     char *text = fm_diagnostics_format(d, false);
     fprintf(stderr, "%s: %s\n%s", what, fm_status_string((fm_status)status), text ? text : "");

@@ -30,6 +30,9 @@ int tu_run_group(const char *group, const struct CMUnitTest *tests, size_t count
 bool tu_sanitizer_run(void);
 /* normal cases, or about a quarter of them in the sanitizer run. */
 int tu_cases(int normal);
+/* True when FM_TEST_SCALE=full asks for the slow cases that the normal run
+ * leaves out. */
+bool tu_full_run(void);
 
 struct fm_diagnostics;
 /* Prints what failed, its status and every diagnostic to stderr. */

@@ -22,6 +22,12 @@ const char fmcli_common_help[] =
     "  --input NAME=v0,v1,.. bind a rank-1 `input` to a list of integers\n"
     "  --input NAME=@F.npy   bind an `input` of any rank to a NumPy file\n"
     "                        (int32 or int64, C order, values within int32)\n"
+    "  --max-evaluations N   stop the build (exit 1) when it would evaluate the\n"
+    "                        mask at more than N positions (default 0: no bound;\n"
+    "                        set one for masks or shapes from untrusted sources)\n"
+    "  --memory-budget SIZE  bytes the BlockMask's tile lists may take: an\n"
+    "                        integer, optionally with K, M or G (powers of 1024)\n"
+    "                        (default 1G); past it the build stops (exit 1)\n"
     "  --diagnostics text|json  how errors are printed (default text)\n";
 
 static void emit(const fmcli_common *c, const char *hint, const char *fmt, va_list ap) {
@@ -151,6 +157,93 @@ bool fmcli_parse_int(const char *s, int64_t *out) {
         *out = (int64_t)mag;
     }
     return true;
+}
+
+/* Whether s[0..n) is an integer literal in form ('-', then digits with
+ * single '_' between digits), whatever its size: fmcli_parse_int failing
+ * on such text means out of range, not malformed. */
+static bool looks_integer(const char *s, size_t n) {
+    size_t i = n > 0 && s[0] == '-';
+    if (i == n) return false;
+    for (bool prev_digit = false; i < n; i++) {
+        if (s[i] >= '0' && s[i] <= '9') {
+            prev_digit = true;
+        } else if (s[i] == '_' && prev_digit && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9') {
+            prev_digit = false;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+fmcli_size_result fmcli_parse_size(const char *s, int64_t *out) {
+    size_t n = strlen(s);
+    while (n > 0 && ((s[n - 1] >= 'A' && s[n - 1] <= 'Z') || (s[n - 1] >= 'a' && s[n - 1] <= 'z')))
+        n--;
+    const char *suffix = s + n;
+    int64_t unit = 1;
+    if (*suffix) {
+        if (!looks_integer(s, n)) return FMCLI_SIZE_NOT_A_NUMBER;
+        if (!strcmp(suffix, "K"))
+            unit = (int64_t)1 << 10;
+        else if (!strcmp(suffix, "M"))
+            unit = (int64_t)1 << 20;
+        else if (!strcmp(suffix, "G"))
+            unit = (int64_t)1 << 30;
+        else
+            return FMCLI_SIZE_BAD_SUFFIX;
+    }
+    if (!looks_integer(s, n)) return FMCLI_SIZE_NOT_A_NUMBER;
+    bool negative = s[0] == '-';
+    char buf[128];
+    int64_t x;
+    if (n >= sizeof buf) return negative ? FMCLI_SIZE_NEGATIVE : FMCLI_SIZE_TOO_LARGE;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (!fmcli_parse_int(buf, &x)) return negative ? FMCLI_SIZE_NEGATIVE : FMCLI_SIZE_TOO_LARGE;
+    if (x < 0) return FMCLI_SIZE_NEGATIVE;
+    if (x > INT64_MAX / unit) return FMCLI_SIZE_TOO_LARGE;
+    *out = x * unit;
+    return FMCLI_SIZE_OK;
+}
+
+/* --max-evaluations and --memory-budget: build limits handed to
+ * fm_build_options. Sizes only for the budget; 0 means no bound for the
+ * evaluations, and is refused for the budget (the library would read it
+ * as "default", which no one typing 0 means). */
+static fmcli_parse_result parse_limit(fmcli_common *c, const char *flag, const char *v, bool sizes,
+                                      int64_t *out) {
+    int64_t x = 0;
+    /* A count takes no suffix: "1K" evaluations would be a guess. */
+    fmcli_size_result r =
+        sizes || looks_integer(v, strlen(v)) ? fmcli_parse_size(v, &x) : FMCLI_SIZE_NOT_A_NUMBER;
+    switch (r) {
+    case FMCLI_SIZE_OK: break;
+    case FMCLI_SIZE_NOT_A_NUMBER:
+        fmcli_usage_error(c,
+                          sizes ? "%s: '%s' is not a size (an integer, optionally followed by "
+                                  "K, M or G)"
+                                : "%s: '%s' is not an integer",
+                          flag, v);
+        return FMCLI_BAD;
+    case FMCLI_SIZE_NEGATIVE:
+        fmcli_usage_error(c, "%s must not be negative, got '%s'", flag, v);
+        return FMCLI_BAD;
+    case FMCLI_SIZE_TOO_LARGE:
+        fmcli_usage_error(c, "%s: '%s' is too large (the most is %lld%s)", flag, v,
+                          (long long)INT64_MAX, sizes ? " bytes" : "");
+        return FMCLI_BAD;
+    case FMCLI_SIZE_BAD_SUFFIX:
+        fmcli_usage_error(c, "%s: unknown suffix in '%s' (use K, M or G: powers of 1024)", flag, v);
+        return FMCLI_BAD;
+    }
+    if (sizes && x == 0) {
+        fmcli_usage_error(c, "%s must be positive, got '%s'", flag, v);
+        return FMCLI_BAD;
+    }
+    *out = x;
+    return FMCLI_TAKEN;
 }
 
 static bool is_identifier(const char *s, size_t n) {
@@ -318,6 +411,14 @@ fmcli_parse_result fmcli_parse_common(fmcli_common *c, int argc, char **argv, in
         fmcli_parse_result r = positive(c, "--block", v, &c->block_q, NULL);
         c->block_kv = c->block_q;
         return r;
+    }
+    if (fmcli_is_flag(arg, "--max-evaluations")) {
+        if (!(v = fmcli_flag_value(c, "--max-evaluations", argc, argv, i))) return FMCLI_BAD;
+        return parse_limit(c, "--max-evaluations", v, false, &c->max_evaluations);
+    }
+    if (fmcli_is_flag(arg, "--memory-budget")) {
+        if (!(v = fmcli_flag_value(c, "--memory-budget", argc, argv, i))) return FMCLI_BAD;
+        return parse_limit(c, "--memory-budget", v, true, &c->memory_budget);
     }
     if (fmcli_is_flag(arg, "--mask")) {
         if (!(v = fmcli_flag_value(c, "--mask", argc, argv, i))) return FMCLI_BAD;

@@ -35,6 +35,8 @@ typedef struct fmcli_common {
     const char *file; /* the positional mask file (set by the subcommand) */
     const char *mask_name;
     int64_t q_len, kv_len, batch, heads, block_q, block_kv;
+    int64_t max_evaluations; /* 0: no bound */
+    int64_t memory_budget;   /* bytes; 0: the library's default */
     bool have_q_len, have_kv_len, have_batch, have_heads;
     fmcli_define *defines;
     size_t num_defines;
@@ -66,6 +68,17 @@ bool fmcli_is_flag(const char *arg, const char *flag);
 /* Integer literal as in the mask language (digits, '_' between digits),
  * optionally preceded by '-', within int64. */
 bool fmcli_parse_int(const char *s, int64_t *out);
+
+typedef enum fmcli_size_result {
+    FMCLI_SIZE_OK,
+    FMCLI_SIZE_NOT_A_NUMBER,
+    FMCLI_SIZE_NEGATIVE,
+    FMCLI_SIZE_TOO_LARGE,
+    FMCLI_SIZE_BAD_SUFFIX
+} fmcli_size_result;
+/* A byte count: an integer literal (as fmcli_parse_int) optionally followed
+ * by K, M or G (powers of 1024), within int64. */
+fmcli_size_result fmcli_parse_size(const char *s, int64_t *out);
 
 /* Prints a usage error ("PROG: MESSAGE" plus a pointer to --help) in the
  * chosen diagnostics form. Returns FMCLI_EXIT_USAGE. */

@@ -140,7 +140,10 @@ int fmcli_prepare(const fmcli_common *c, fmcli_session *s) {
 }
 
 int fmcli_build_blockmask(const fmcli_common *c, fmcli_session *s, fm_shape shape) {
-    fm_build_options opts = {.block_q = c->block_q, .block_kv = c->block_kv};
+    fm_build_options opts = {.block_q = c->block_q,
+                             .block_kv = c->block_kv,
+                             .memory_budget = c->memory_budget,
+                             .max_evaluations = c->max_evaluations};
     fm_diagnostics_clear(s->diags);
     fm_status st = fm_blockmask_build(s->mask, s->bindings, shape, &opts, s->diags, &s->blockmask);
     fmcli_print_diags(c, s->diags);

@@ -6,7 +6,10 @@
 int fmcli_build_dense(const fmcli_common *c, fmcli_session *s, const char *npy_path) {
     if (!s->diags) s->diags = fm_diagnostics_create();
     if (!s->diags) return fmcli_input_error(c, NULL, "out of memory");
-    fm_build_options opts = {.block_q = c->block_q, .block_kv = c->block_kv};
+    fm_build_options opts = {.block_q = c->block_q,
+                             .block_kv = c->block_kv,
+                             .memory_budget = c->memory_budget,
+                             .max_evaluations = c->max_evaluations};
     /* A 0 takes the file's size; a given size must match it or broadcast
      * a size-1 dimension (the library says which). */
     fm_shape shape = {c->have_batch ? c->batch : 0, c->have_heads ? c->heads : 0,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dsl/ast.h"
+#include "tools/cli.h"
 #include "tools/fmc_cmds.h"
 
 static const char check_help[] =
@@ -52,48 +53,35 @@ static const char print_help[] =
     "  fmc print examples/masks/sliding_with_sinks.mask\n";
 
 typedef struct options {
-    bool json;
+    fmcli_common c; /* only --diagnostics and the usage-error form are used */
     const char **files;
     int nfiles;
 } options;
 
-/* Returns -1 to go on, else the exit status (help printed, or bad usage). */
-static int parse_options(const char *cmd, const char *help, int argc, char **argv, options *o) {
-    o->json = false;
+/* Returns -1 to go on, else the exit status (help printed, or bad usage).
+ * Usage errors take the same form as every other subcommand's (and honour
+ * --diagnostics json, wherever it stands). */
+static int parse_options(const char *prog, const char *help, int argc, char **argv, options *o) {
+    fmcli_init(&o->c, prog, argc, argv);
     o->nfiles = 0;
     o->files = calloc((size_t)argc + 1, sizeof *o->files);
-    if (!o->files) {
-        fprintf(stderr, "fmc %s: out of memory\n", cmd);
-        return 1;
-    }
+    if (!o->files) return fmcli_input_error(&o->c, NULL, "%s: out of memory", prog);
     bool only_files = false;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc;) {
         const char *a = argv[i];
         if (only_files || a[0] != '-' || !strcmp(a, "-")) {
             o->files[o->nfiles++] = a;
+            i++;
         } else if (!strcmp(a, "--")) {
             only_files = true;
+            i++;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(help, stdout);
             return 0;
-        } else if (!strcmp(a, "--diagnostics") || !strncmp(a, "--diagnostics=", 14)) {
-            const char *v = a[13] == '=' ? a + 14 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v) {
-                fprintf(stderr, "fmc %s: '--diagnostics' needs a value: text or json\n", cmd);
-                return 2;
-            }
-            if (!strcmp(v, "json"))
-                o->json = true;
-            else if (!strcmp(v, "text"))
-                o->json = false;
-            else {
-                fprintf(stderr, "fmc %s: '--diagnostics' is text or json, not '%s'\n", cmd, v);
-                return 2;
-            }
+        } else if (fmcli_is_flag(a, "--diagnostics")) {
+            if (fmcli_parse_common(&o->c, argc, argv, &i) == FMCLI_BAD) return FMCLI_EXIT_USAGE;
         } else {
-            fprintf(stderr, "fmc %s: unknown flag '%s'\nRun 'fmc %s --help' for usage.\n", cmd, a,
-                    cmd);
-            return 2;
+            return fmcli_usage_error(&o->c, "unknown flag '%s'", a);
         }
     }
     return -1;
@@ -124,40 +112,38 @@ static fmd_program *load(const char *path, bool json) {
 
 int fmc_cmd_check(int argc, char **argv) {
     options o;
-    int rc = parse_options("check", check_help, argc, argv, &o);
-    if (rc < 0 && o.nfiles == 0) {
-        fprintf(stderr, "fmc check: no FILE given\nRun 'fmc check --help' for usage.\n");
-        rc = 2;
-    }
+    int rc = parse_options("fmc check", check_help, argc, argv, &o);
+    if (rc < 0 && o.nfiles == 0) rc = fmcli_usage_error(&o.c, "no mask file given");
     if (rc < 0) {
         rc = 0;
         for (int i = 0; i < o.nfiles; i++) {
-            fmd_program *p = load(o.files[i], o.json);
+            fmd_program *p = load(o.files[i], o.c.json_diags);
             if (!p) rc = 1;
             fmd_program_free(p);
         }
     }
     free(o.files);
+    fmcli_free(&o.c);
     return rc;
 }
 
 int fmc_cmd_print(int argc, char **argv) {
     options o;
-    int rc = parse_options("print", print_help, argc, argv, &o);
-    if (rc < 0 && o.nfiles != 1) {
-        fprintf(stderr, "fmc print: expected one FILE, got %d\nRun 'fmc print --help' for usage.\n",
-                o.nfiles);
-        rc = 2;
-    }
+    int rc = parse_options("fmc print", print_help, argc, argv, &o);
+    if (rc < 0 && o.nfiles == 0) rc = fmcli_usage_error(&o.c, "no mask file given");
+    if (rc < 0 && o.nfiles > 1)
+        rc = fmcli_usage_error(&o.c, "more than one mask file given ('%s' and '%s')", o.files[0],
+                               o.files[1]);
     if (rc < 0) {
-        fmd_program *p = load(o.files[0], o.json);
+        fmd_program *p = load(o.files[0], o.c.json_diags);
         char *text = p ? fmd_print(p) : NULL;
-        if (p && !text) fprintf(stderr, "fmc print: out of memory\n");
+        if (p && !text) fmcli_input_error(&o.c, NULL, "fmc print: out of memory");
         if (text) fputs(text, stdout);
         rc = text ? 0 : 1;
         free(text);
         fmd_program_free(p);
     }
     free(o.files);
+    fmcli_free(&o.c);
     return rc;
 }
