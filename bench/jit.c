@@ -40,8 +40,14 @@ int main(int argc, char **argv) {
     const char *dir = "examples/masks";
     int reps = 20;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else dir = argv[i];
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            reps = atoi(argv[++i]);
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "usage: %s [--reps N] [MASK_DIR]\n", argv[0]);
+            return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
+        } else {
+            dir = argv[i];
+        }
     }
     if (reps < 1) reps = 1;
     char why[512];
