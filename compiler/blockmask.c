@@ -171,6 +171,7 @@ void fmc_blockmask_free(fmc_blockmask *m) {
     free(m->partial_true);
     free(m->own_params);
     free(m->own_inputs);
+    free(m->own_bytes);
     free(m->own_dims);
     free(m);
 }

@@ -46,6 +46,7 @@ typedef struct fmc_blockmask {
     /* Owned copies behind env (params, the input pointer table, dims). */
     int64_t *own_params;
     const int32_t **own_inputs;
+    const uint8_t **own_bytes; /* byte inputs' arrays (see fmc_env.bytes) */
     int64_t (*own_dims)[FMD_MAX_RANK];
     /* Per entry of partial.idx: the tile's true positions, -1 when the
      * build did not count them (see fmc_blockmask_count_true). */

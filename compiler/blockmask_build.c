@@ -248,16 +248,19 @@ static bool visit_slice(visitor *V) {
 static bool copy_env(fmc_blockmask *m, const fmc_program *p, const fmc_env *env) {
     m->own_params = calloc(p->nparams + 1, sizeof *m->own_params);
     m->own_inputs = calloc(p->ninputs + 1, sizeof *m->own_inputs);
+    m->own_bytes = calloc(p->ninputs + 1, sizeof *m->own_bytes);
     m->own_dims = calloc(p->ninputs + 1, sizeof *m->own_dims);
-    if (!m->own_params || !m->own_inputs || !m->own_dims) return false;
+    if (!m->own_params || !m->own_inputs || !m->own_bytes || !m->own_dims) return false;
     for (size_t i = 0; i < p->nparams; i++) m->own_params[i] = env->params[i];
     for (size_t i = 0; i < p->ninputs; i++) {
-        m->own_inputs[i] = env->inputs[i];
+        if (fmc_input_is_bytes(&p->inputs[i])) m->own_bytes[i] = env->bytes[i];
+        else m->own_inputs[i] = env->inputs[i];
         memcpy(m->own_dims[i], env->input_dims[i], sizeof m->own_dims[i]);
     }
     m->env = *env;
     m->env.params = m->own_params;
     m->env.inputs = m->own_inputs;
+    m->env.bytes = m->own_bytes;
     m->env.input_dims = (const int64_t(*)[FMD_MAX_RANK])m->own_dims;
     return true;
 }

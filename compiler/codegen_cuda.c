@@ -78,7 +78,7 @@ static const char prelude[] =
     "typedef struct fm_mask_env {\n"
     "    long long batch, heads, q_len, kv_len;\n"
     "    long long params[FM_MAX_MASK_PARAMS];\n"
-    "    const int *inputs[FM_MAX_MASK_INPUTS];\n"
+    "    const void *inputs[FM_MAX_MASK_INPUTS]; /* int or unsigned char arrays */\n"
     "    long long dims[FM_MAX_MASK_INPUTS][%d];\n"
     "} fm_mask_env;\n"
     "/* Wrapping arithmetic through unsigned types: the build proved no value\n"
@@ -183,7 +183,9 @@ static bool emit_insn(sbuf *s, const fmc_program *p, size_t i, const int32_t *sl
         if (rank < 1 || rank > FMD_MAX_RANK || in->nargs != rank) return false;
         /* Row-major offset in 64 bits: the array may be larger than the
            range of the 32-bit variant's values. */
-        sb_printf(s, "(fm_int)e->inputs[%" PRId64 "][", inp);
+        /* The element type is the input's width, a property of the program. */
+        sb_printf(s, "(fm_int)((const %s *)e->inputs[%" PRId64 "])[",
+                  fmc_input_is_bytes(&p->inputs[inp]) ? "unsigned char" : "int", inp);
         for (size_t d = 1; d < rank; d++) sb_printf(s, "(");
         sb_printf(s, "(long long)v%d", (int)a[0]);
         for (size_t d = 1; d < rank; d++)

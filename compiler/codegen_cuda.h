@@ -10,7 +10,9 @@
  * computing the mask as flat straight-line code: one statement per IR
  * instruction, guarded instructions as `rN = gM ? op : 0`. Shapes, param
  * values and input arrays are read from the environment, so the text
- * depends only on the mask and one compiled kernel serves every shape.
+ * depends only on the mask (with its inputs' element widths: int32, or
+ * bytes for the runtime's dense imports) and one compiled kernel serves
+ * every shape.
  *
  * The same text compiles as host C11: FM_DEVICE defaults to `static inline`
  * and the arithmetic type is a macro switch (define FM_MASK_INT32 before the
@@ -47,7 +49,8 @@ char *fmc_codegen_cuda(const fmc_program *p, size_t *len, fmd_diags *diags);
 typedef struct fmc_cuda_mask_env {
     long long batch, heads, q_len, kv_len;
     long long params[FMC_CUDA_MAX_PARAMS];
-    const int *inputs[FMC_CUDA_MAX_INPUTS]; /* device (or host) addresses */
+    /* Device (or host) addresses of int32 or, for byte inputs, uint8 arrays. */
+    const void *inputs[FMC_CUDA_MAX_INPUTS];
     long long dims[FMC_CUDA_MAX_INPUTS][FMD_MAX_RANK];
 } fmc_cuda_mask_env;
 

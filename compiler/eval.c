@@ -124,7 +124,7 @@ static bool exec1(const fmc_program *p, const fmc_env *env, size_t i, const int6
             }
             flat = flat * dims[k] + idx;
         }
-        r = env->inputs[x->imm][flat];
+        r = fmc_env_input_at(p, env, (size_t)x->imm, flat);
         break;
     }
     default: r = 0; break;
@@ -316,7 +316,11 @@ bool fmc_eval_row(const fmc_program *p, const fmc_env *env, int64_t b, int64_t h
         }
         case FMC_OP_LOAD: {
             const int64_t *dims = env->input_dims[x->imm];
-            const int32_t *arr = env->inputs[x->imm];
+            /* Exactly one is set; the test below is loop-invariant (unswitched). */
+            const int32_t *arr = NULL;
+            const uint8_t *arr8 = NULL;
+            if (fmc_input_is_bytes(&p->inputs[x->imm])) arr8 = env->bytes[x->imm];
+            else arr = env->inputs[x->imm];
             for (int64_t j = 0; j < n; j++) {
                 int64_t gj = g ? g[j] : 1, flat = 0;
                 r[j] = 0;
@@ -331,7 +335,7 @@ bool fmc_eval_row(const fmc_program *p, const fmc_env *env, int64_t b, int64_t h
                     bad = 1;
                     continue;
                 }
-                r[j] = arr[flat];
+                r[j] = arr8 ? arr8[flat] : arr[flat];
             }
             break;
         }

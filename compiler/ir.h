@@ -83,6 +83,12 @@ typedef struct fmc_input_info {
     size_t rank;
     fmc_dim dims[FMD_MAX_RANK];
     fmd_span span; /* the declaration's name, in the program's source */
+    /* Element width of the bound array: 4, int32 (every input a user
+     * declares; lowering sets it); 1, uint8 (masks the runtime writes
+     * itself, like a dense import, so a big 0/1 array costs one byte per
+     * element). Any value but 1 reads as int32, so hand-built programs
+     * that leave it 0 keep int32 inputs. */
+    uint8_t elem_bytes;
 } fmc_input_info;
 
 /* A lowered mask. Self-contained: owns a copy of its source for messages. */
@@ -122,13 +128,40 @@ int fmc_op_nargs(fmc_op op); /* -1 for LOAD */
 bool fmc_op_unsafe(fmc_op op);
 
 /* Concrete values for one build: shape, params by slot, inputs by slot
- * (int32, C order, dims resolved). */
+ * (C order, dims resolved). An int32 input's array is inputs[slot]; a
+ * byte input's (elem_bytes 1) is bytes[slot], a table of its own so no
+ * byte address ever passes through an int32 pointer. Either table may be
+ * NULL when no input of its width exists. */
 typedef struct fmc_env {
     int64_t batch, heads, q_len, kv_len;
     const int64_t *params;           /* nparams values */
     const int32_t *const *inputs;    /* ninputs arrays */
     const int64_t (*input_dims)[FMD_MAX_RANK]; /* ninputs x rank sizes */
+    const uint8_t *const *bytes;     /* ninputs arrays, read for byte inputs only */
 } fmc_env;
+
+static inline bool fmc_input_is_bytes(const fmc_input_info *in) {
+    return in->elem_bytes == 1;
+}
+
+/* Bytes per element of an input's array: 1 or 4. */
+static inline size_t fmc_input_elem_size(const fmc_input_info *in) {
+    return fmc_input_is_bytes(in) ? 1 : sizeof(int32_t);
+}
+
+/* Input slot's array in env, whatever its width; NULL when not bound. */
+static inline const void *fmc_env_input_data(const fmc_program *p, const fmc_env *env,
+                                             size_t slot) {
+    if (fmc_input_is_bytes(&p->inputs[slot])) return env->bytes ? env->bytes[slot] : NULL;
+    return env->inputs ? env->inputs[slot] : NULL;
+}
+
+/* Element `flat` (row-major) of input slot's array, widened to int32. */
+static inline int32_t fmc_env_input_at(const fmc_program *p, const fmc_env *env, size_t slot,
+                                       int64_t flat) {
+    if (fmc_input_is_bytes(&p->inputs[slot])) return env->bytes[slot][flat];
+    return env->inputs[slot][flat];
+}
 
 /* Checks env against p before a build (fmc_blockmask_build calls it):
  * positive shape, inputs present with the declared dimensions (literal,

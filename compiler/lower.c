@@ -471,6 +471,7 @@ static fmc_program *finish(lowerer *L, const fmd_decl *mask, int32_t result) {
         ii->name = dupstr(d->name);
         ii->rank = d->rank;
         ii->span = d->name_span;
+        ii->elem_bytes = 4; /* the language's inputs are int32 */
         if (!ii->name) goto oom;
         for (size_t j = 0; j < d->rank; j++) {
             ii->dims[j].kind = d->dims[j].kind;

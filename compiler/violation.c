@@ -161,7 +161,7 @@ bool fmc_env_validate(const fmc_program *p, const fmc_env *env, fmd_diags *diags
     }
     for (size_t i = 0; i < p->ninputs; i++) {
         const fmc_input_info *in = &p->inputs[i];
-        if (!env->inputs || !env->input_dims || !env->inputs[i]) {
+        if (!env->input_dims || !fmc_env_input_data(p, env, i)) {
             fmd_diag_add(diags, FMD_ERROR, p->source, in->span,
                          "bind it with --input NAME=... (fmc, fmviz) or fm_bindings_set_input",
                          "input '%s' is not bound", in->name);

@@ -308,7 +308,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     r.env = (fmc_env){r.s.batch, r.s.heads, r.s.q_len, r.s.kv_len, params, inputs,
-                      (const int64_t(*)[FMD_MAX_RANK])dims};
+                      (const int64_t(*)[FMD_MAX_RANK])dims, NULL};
     bool bad_binding = false;
     for (size_t i = 0; i < p->ninputs && i < sizeof arrays / sizeof arrays[0]; i++) {
         const fmc_input_info *in = &p->inputs[i];

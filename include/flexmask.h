@@ -72,7 +72,7 @@ typedef struct fm_diagnostics fm_diagnostics;
 
 /* One located message. Strings stay valid until the diagnostics object is
  * cleared or freed. file is NULL (and line, col are 0) for a message with no
- * source, such as an unknown param name passed to fm_bindings_set_param. */
+ * source, such as a shape with a zero length passed to fm_blockmask_build. */
 typedef struct fm_diagnostic {
     const char *severity; /* "error", "warning" or "note" */
     const char *file;

@@ -4,6 +4,7 @@
 
 #include "compiler/eval.h"
 #include "runtime/api_internal.h"
+#include "runtime/api_names.h"
 #include "runtime/attention_cpu.h"
 
 /* Lengths past this would overflow the int32 block indices kernels use. */
@@ -57,37 +58,67 @@ FM_API fm_status fm_bindings_set_param(fm_bindings *bindings, const char *name, 
             return FM_OK;
         }
     }
-    fmr_error(diags, "%s: mask '%s' does not use a param named '%s'", p->source->name,
-              p->mask_name, name);
+    fmr_unknown_binding(diags, p, name, false);
     return FM_ERR_NOT_FOUND;
 }
 
-FM_API fm_status fm_bindings_set_input(fm_bindings *bindings, const char *name,
-                                       const int32_t *data, size_t rank, const int64_t *dims,
-                                       fm_ownership ownership, fm_diagnostics *diags) {
+/* Finds input `name` and checks its dims; its slot in *slot, its element
+ * count in *count. */
+static fm_status find_input(fm_bindings *bindings, const char *name, size_t rank,
+                            const int64_t *dims, fm_diagnostics *diags, size_t *slot,
+                            int64_t *count) {
     if (!bindings || !name || !dims || rank == 0 || rank > FMD_MAX_RANK)
         return FM_ERR_INVALID_ARGUMENT;
     const fmc_program *p = program_of(bindings);
     size_t i = 0;
     while (i < p->ninputs && strcmp(p->inputs[i].name, name) != 0) i++;
     if (i == p->ninputs) {
-        if (diags)
-            fmd_diag_add(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
-                         "%s: mask '%s' does not read an input named '%s'", p->source->name,
-                         p->mask_name, name);
+        fmr_unknown_binding(diags, p, name, true);
         return FM_ERR_NOT_FOUND;
     }
-    int64_t count = 1;
+    int64_t n = 1;
     for (size_t k = 0; k < rank; k++) {
-        if (dims[k] < 0 || (dims[k] && count > INT64_MAX / 4 / dims[k])) {
+        if (dims[k] < 0 || (dims[k] && n > INT64_MAX / 4 / dims[k])) {
             if (diags)
                 fmd_diag_add(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
                              "input '%s': dimension %zu has an invalid size %lld", name, k,
                              (long long)dims[k]);
             return FM_ERR_BINDING;
         }
-        count *= dims[k];
+        n *= dims[k];
     }
+    *slot = i;
+    *count = n;
+    return FM_OK;
+}
+
+/* Refuses to bind an array of the other width (an internal misuse). */
+static fm_status check_width(fm_bindings *bindings, size_t slot, bool bytes,
+                             fm_diagnostics *diags) {
+    const fmc_program *p = program_of(bindings);
+    if (fmc_input_is_bytes(&p->inputs[slot]) == bytes) return FM_OK;
+    if (diags)
+        fmd_diag_add(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                     "%s: input '%s' of mask '%s' holds %s, not %s", p->source->name,
+                     p->inputs[slot].name, p->mask_name, bytes ? "int32 values" : "bytes",
+                     bytes ? "bytes" : "int32 values");
+    return FM_ERR_INVALID_ARGUMENT;
+}
+
+static void set_dims(fmr_input_binding *in, size_t rank, const int64_t *dims) {
+    in->bound = true;
+    in->rank = rank;
+    memcpy(in->dims, dims, rank * sizeof *dims);
+}
+
+FM_API fm_status fm_bindings_set_input(fm_bindings *bindings, const char *name,
+                                       const int32_t *data, size_t rank, const int64_t *dims,
+                                       fm_ownership ownership, fm_diagnostics *diags) {
+    size_t i;
+    int64_t count;
+    fm_status st = find_input(bindings, name, rank, dims, diags, &i, &count);
+    if (st == FM_OK) st = check_width(bindings, i, false, diags);
+    if (st != FM_OK) return st;
     if (!data && count) return FM_ERR_INVALID_ARGUMENT;
     fmr_input_binding *in = &bindings->inputs[i];
     int32_t *copy = NULL;
@@ -99,9 +130,20 @@ FM_API fm_status fm_bindings_set_input(fm_bindings *bindings, const char *name,
     free(in->owned);
     in->owned = copy;
     in->data = copy ? copy : data;
-    in->bound = true;
-    in->rank = rank;
-    memcpy(in->dims, dims, rank * sizeof *dims);
+    set_dims(in, rank, dims);
+    return FM_OK;
+}
+
+fm_status fmr_bindings_set_bytes(fm_bindings *bindings, const char *name, const uint8_t *data,
+                                 size_t rank, const int64_t *dims, fm_diagnostics *diags) {
+    size_t i;
+    int64_t count;
+    fm_status st = find_input(bindings, name, rank, dims, diags, &i, &count);
+    if (st == FM_OK) st = check_width(bindings, i, true, diags);
+    if (st != FM_OK) return st;
+    if (!data) return FM_ERR_INVALID_ARGUMENT; /* validation takes NULL for "not bound" */
+    bindings->inputs[i].bytes = data;
+    set_dims(&bindings->inputs[i], rank, dims);
     return FM_OK;
 }
 
@@ -148,7 +190,11 @@ static void blockmask_release(fm_blockmask *m) {
     fmc_blockmask_free(m->bm);
     if (m->owned_inputs && m->shared)
         for (size_t i = 0; i < m->shared->program->ninputs; i++) free(m->owned_inputs[i]);
+    if (m->owned_bytes && m->shared)
+        for (size_t i = 0; i < m->shared->program->ninputs; i++) free(m->owned_bytes[i]);
     free(m->owned_inputs);
+    free(m->owned_bytes);
+    free(m->byte_inputs);
     free(m->inputs);
     free(m->input_dims);
     free(m->params);
@@ -165,8 +211,12 @@ static fm_status bind_values(fm_blockmask *m, const fm_bindings *b, fm_shape s, 
     m->params = calloc(p->nparams + 1, sizeof *m->params);
     m->inputs = calloc(p->ninputs + 1, sizeof *m->inputs);
     m->owned_inputs = calloc(p->ninputs + 1, sizeof *m->owned_inputs);
+    m->byte_inputs = calloc(p->ninputs + 1, sizeof *m->byte_inputs);
+    m->owned_bytes = calloc(p->ninputs + 1, sizeof *m->owned_bytes);
     m->input_dims = calloc(p->ninputs + 1, sizeof *m->input_dims);
-    if (!m->params || !m->inputs || !m->owned_inputs || !m->input_dims) return FM_ERR_NO_MEMORY;
+    if (!m->params || !m->inputs || !m->owned_inputs || !m->byte_inputs || !m->owned_bytes ||
+        !m->input_dims)
+        return FM_ERR_NO_MEMORY;
     fm_status st = FM_OK;
     for (size_t i = 0; i < p->nparams; i++) {
         bool set = b && b->param_set[i];
@@ -214,10 +264,11 @@ static fm_status bind_values(fm_blockmask *m, const fm_bindings *b, fm_shape s, 
             continue;
         }
         if (!ok) {
-            char got[128], exp[128];
+            char got[128], exp[128], hint[256];
             format_dims(got, sizeof got, in->dims, in->rank);
             format_dims(exp, sizeof exp, want, info->rank);
-            fmd_diag_add(d, FMD_ERROR, p->source, info->span, NULL,
+            fmr_input_dims_hint(p, info, &dims_env, hint, sizeof hint);
+            fmd_diag_add(d, FMD_ERROR, p->source, info->span, hint,
                          "input '%s' is bound with shape [%s] but the mask declares "
                          "shape [%s] for this shape and params",
                          info->name, got, exp);
@@ -225,7 +276,9 @@ static fm_status bind_values(fm_blockmask *m, const fm_bindings *b, fm_shape s, 
             continue;
         }
         memcpy(m->input_dims[i], want, sizeof want);
-        if (in->owned) {
+        if (fmc_input_is_bytes(info)) {
+            m->byte_inputs[i] = in->bytes; /* borrowed: only the runtime binds bytes */
+        } else if (in->owned) {
             m->owned_inputs[i] = malloc((size_t)count * sizeof(int32_t));
             if (!m->owned_inputs[i]) return FM_ERR_NO_MEMORY;
             memcpy(m->owned_inputs[i], in->owned, (size_t)count * sizeof(int32_t));
@@ -265,7 +318,8 @@ FM_API fm_status fm_blockmask_build(const fm_mask *mask, const fm_bindings *bind
                        .kv_len = shape.kv_len,
                        .params = m->params,
                        .inputs = m->inputs,
-                       .input_dims = (const int64_t(*)[FMD_MAX_RANK])m->input_dims};
+                       .input_dims = (const int64_t(*)[FMD_MAX_RANK])m->input_dims,
+                       .bytes = m->byte_inputs};
         fmc_build_status bs = FMC_BUILD_OK;
         fmc_build_limits limits = {.memory_budget = budget,
                                    .max_evaluations = opts ? opts->max_evaluations : 0};

@@ -36,6 +36,7 @@ typedef struct fmr_input_binding {
     bool bound;
     const int32_t *data; /* borrowed, or == owned */
     int32_t *owned;
+    const uint8_t *bytes; /* a byte input's array (borrowed; see fmr_bindings_set_bytes) */
     size_t rank;
     int64_t dims[FMD_MAX_RANK];
 } fmr_input_binding;
@@ -53,9 +54,18 @@ struct fm_blockmask {
     int64_t *params;
     const int32_t **inputs;
     int32_t **owned_inputs; /* copies of FM_COPY arrays (NULL for borrowed) */
+    const uint8_t **byte_inputs; /* byte inputs' arrays by slot (NULL for int32 ones) */
+    uint8_t **owned_bytes;       /* byte arrays the BlockMask frees (a dense import's) */
     int64_t (*input_dims)[FMD_MAX_RANK];
     pthread_mutex_t lock; /* guards the lazy count of true positions */
 };
+
+/* Binds input `name`, which must be a byte input (fmc_input_info.elem_bytes
+ * 1: only masks the runtime writes have them), to a borrowed uint8 array.
+ * The int32 fm_bindings_set_input refuses such an input, and this refuses
+ * an int32 one. */
+fm_status fmr_bindings_set_bytes(fm_bindings *bindings, const char *name, const uint8_t *data,
+                                 size_t rank, const int64_t *dims, fm_diagnostics *diags);
 
 fmr_shared_program *fmr_shared_retain(fmr_shared_program *s);
 void fmr_shared_release(fmr_shared_program *s);

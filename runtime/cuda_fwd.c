@@ -237,8 +237,9 @@ fm_status fmr_gpu_mask_upload(fmr_gpu *g, const fmc_blockmask *bm, fmr_gpu_mask 
     for (size_t i = 0; i < p->ninputs && st == FM_OK; i++) {
         size_t count = 1;
         for (size_t k = 0; k < p->inputs[i].rank; k++) count *= (size_t)bm->env.input_dims[i][k];
-        st = upload_new(g, bm->env.inputs[i], count * sizeof(int32_t), &m->inputs[i], d);
-        m->env.inputs[i] = (const int *)(uintptr_t)m->inputs[i];
+        st = upload_new(g, fmc_env_input_data(p, &bm->env, i),
+                        count * fmc_input_elem_size(&p->inputs[i]), &m->inputs[i], d);
+        m->env.inputs[i] = (const void *)(uintptr_t)m->inputs[i];
     }
     if (st != FM_OK) {
         fmr_gpu_mask_free(g, m);

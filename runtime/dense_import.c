@@ -2,11 +2,14 @@
  * builds [B, H, Q, KV] masks.
  *
  * Import does not classify tiles itself: it writes the mask as a program,
- * `keep[b, h, q, kv] != 0` over an int32 copy of the array (a literal 0
+ * `keep[b, h, q, kv] != 0` over a 0/1 byte copy of the array (a literal 0
  * index for a dimension of size 1, so the program does not read b or h
  * there), and builds it like any compiled mask. Tiles then come out exactly
  * as for the equivalent hand-written mask, broadcast flags included, and
- * attention, eval and the safetensors writer need nothing special. */
+ * attention, eval and the safetensors writer need nothing special. The
+ * program's input is marked as bytes (fmc_input_info.elem_bytes), which
+ * the language cannot say: the copy the BlockMask keeps for its partial
+ * tiles is then as large as a boolean mask, not four times that. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,8 +20,8 @@
 #include "runtime/api_internal.h"
 #include "runtime/npy.h"
 
-/* 4 Gi positions: the int32 copy is then 16 GiB, past any mask that makes
- * sense to hold densely. */
+/* 4 Gi positions: the copy is then 4 GiB, past any mask that makes sense
+ * to hold densely. */
 #define FMR_DENSE_MAX_COUNT ((int64_t)1 << 32)
 #define FMR_DENSE_MAX_EXPORT_BYTES ((int64_t)1 << 34)
 
@@ -38,13 +41,25 @@ static void format_position(char *buf, size_t n, int64_t i, size_t rank, const i
 }
 
 static fm_status convert(const void *data, fm_dense_kind kind, int64_t count, size_t rank,
-                         const int64_t *dims, const char *name, int32_t *keep,
+                         const int64_t *dims, const char *name, uint8_t *keep,
                          fm_diagnostics *diags) {
     char pos[96];
     if (kind == FM_DENSE_BOOL) {
+        /* Checked a chunk at a time (a branch-free OR the compiler
+         * vectorises), copied while the chunk is in cache; the first bad
+         * element is looked for only once one is known to exist. */
+        enum { CHUNK = 1 << 14 };
         const uint8_t *u = data;
-        for (int64_t i = 0; i < count; i++) {
-            if (u[i] > 1) {
+        for (int64_t c0 = 0; c0 < count; c0 += CHUNK) {
+            int64_t n = count - c0 < CHUNK ? count - c0 : CHUNK;
+            uint8_t high = 0;
+            if (n == CHUNK)
+                for (int64_t i = 0; i < CHUNK; i++) high |= u[c0 + i];
+            else
+                for (int64_t i = 0; i < n; i++) high |= u[c0 + i];
+            if (high > 1) {
+                int64_t i = c0;
+                while (u[i] <= 1) i++;
                 format_position(pos, sizeof pos, i, rank, dims);
                 fmr_error(diags,
                     "%s: element %s is %u; a boolean mask holds only 0 (do not attend) and 1 "
@@ -52,7 +67,7 @@ static fm_status convert(const void *data, fm_dense_kind kind, int64_t count, si
                     name, pos, u[i]);
                 return FM_ERR_INVALID_ARGUMENT;
             }
-            keep[i] = u[i];
+            memcpy(keep + c0, u + c0, (size_t)n);
         }
         return FM_OK;
     }
@@ -77,7 +92,7 @@ static fm_status convert(const void *data, fm_dense_kind kind, int64_t count, si
 
 /* Builds `keep[...] != 0` over keep, whose ownership passes to the
  * BlockMask on success (and is freed on failure). */
-static fm_status build_keep(int32_t *keep, size_t rank, const int64_t *dims, fm_shape shape,
+static fm_status build_keep(uint8_t *keep, size_t rank, const int64_t *dims, fm_shape shape,
                             const char *name, const fm_build_options *opts, fm_diagnostics *diags,
                             fm_blockmask **out) {
     /* Leading dims: batch then heads; a size-1 dim is indexed by 0. */
@@ -104,15 +119,21 @@ static fm_status build_keep(int32_t *keep, size_t rank, const int64_t *dims, fm_
     fm_blockmask *bm = NULL;
     fm_status st = fm_compile_string(name, text, (size_t)len, diags, &prog);
     if (st == FM_OK) st = fm_mask_select(prog, "dense", diags, &mask);
+    if (st == FM_OK) {
+        /* The mask is this import's own (nothing else holds its program),
+         * so its one input can still change width before anything binds it. */
+        fmc_program *p = mask->shared->program;
+        if (p->ninputs == 1) p->inputs[0].elem_bytes = 1;
+        else st = FM_ERR_INVALID_ARGUMENT; /* a lowering that renumbered inputs */
+    }
     if (st == FM_OK) st = fm_bindings_create(mask, &bind);
-    if (st == FM_OK) st = fm_bindings_set_input(bind, "keep", keep, rank, dims, FM_BORROW, diags);
+    if (st == FM_OK) st = fmr_bindings_set_bytes(bind, "keep", keep, rank, dims, diags);
     if (st == FM_OK) st = fm_blockmask_build(mask, bind, shape, opts, diags, &bm);
     if (st == FM_OK) {
         /* The build borrowed keep; hand it to the BlockMask, which frees its
          * owned inputs with itself. Slot 0 is the program's only input. */
-        if (bm->shared->program->ninputs == 1 && bm->inputs[0] == keep &&
-            bm->owned_inputs[0] == NULL) {
-            bm->owned_inputs[0] = keep;
+        if (bm->byte_inputs[0] == keep && bm->owned_bytes[0] == NULL) {
+            bm->owned_bytes[0] = keep;
             keep = NULL;
         } else {
             st = FM_ERR_INVALID_ARGUMENT; /* a lowering that renumbered inputs: refuse, not leak */
@@ -181,7 +202,7 @@ static fm_status dense_common(const void *data, fm_dense_kind kind, size_t rank,
         }
         s = *shape;
     }
-    int32_t *keep = malloc((size_t)count * sizeof *keep);
+    uint8_t *keep = malloc((size_t)count);
     if (!keep) return FM_ERR_NO_MEMORY;
     fm_status st = convert(data, kind, count, rank, dims, name, keep, diags);
     if (st != FM_OK) {

@@ -37,6 +37,7 @@ typedef struct st_tensor {
     size_t rank;
     int64_t dims[4];
     const int32_t *data;
+    const uint8_t *bytes; /* instead of data: a byte input, written widened to int32 */
     int64_t count;
 } st_tensor;
 
@@ -180,13 +181,15 @@ static void fill_row(const fmc_bm_lists *l, int64_t r, int64_t nkvb, int32_t *nu
         if (!mark[j]) idx[k++] = (int32_t)j;
 }
 
-static bool write_le32(FILE *f, const int32_t *v, int64_t n) {
+/* Writes n int32 little-endian: v's, or u8's widened (files hold every
+ * input as int32, whatever its width in memory). */
+static bool write_le32(FILE *f, const int32_t *v, const uint8_t *u8, int64_t n) {
     unsigned char buf[4096];
     int64_t i = 0;
     while (i < n) {
         size_t k = 0;
         for (; k + 4 <= sizeof buf && i < n; i++, k += 4) {
-            uint32_t x = (uint32_t)v[i];
+            uint32_t x = v ? (uint32_t)v[i] : u8[i];
             buf[k] = (unsigned char)x;
             buf[k + 1] = (unsigned char)(x >> 8);
             buf[k + 2] = (unsigned char)(x >> 16);
@@ -256,7 +259,8 @@ FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, co
             x->dims[k] = blockmask->input_dims[i][k];
             x->count *= x->dims[k];
         }
-        x->data = blockmask->inputs[i];
+        if (fmc_input_is_bytes(&p->inputs[i])) x->bytes = blockmask->byte_inputs[i];
+        else x->data = blockmask->inputs[i];
     }
     size_t hlen = 0;
     header = make_header(blockmask, t, nt, &hlen);
@@ -275,7 +279,7 @@ FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, co
         lenbuf[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
     bool ok = fwrite(lenbuf, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
     for (size_t i = 0; i < nt && ok; i++)
-        ok = write_le32(f, t[i].data, t[i].count);
+        ok = write_le32(f, t[i].data, t[i].bytes, t[i].count);
     if (fclose(f) != 0) ok = false;
     f = NULL;
     if (!ok) {

@@ -1,6 +1,7 @@
 /* The public API as a user sees it: handles, ownership, statuses,
  * diagnostics, bounds, and concurrent use of const handles. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,8 +93,8 @@ static void test_masks_by_name(void **state) {
 
 static void test_binding_errors(void **state) {
     (void)state;
-    fm_mask *m = compile_mask("param w;\ninput doc[KV_LEN];\nmask m = q - kv < w && doc[kv] == 0;\n",
-                              NULL);
+    fm_mask *m =
+        compile_mask("param w;\ninput doc[KV_LEN];\nmask m = q - kv < w && doc[kv] == 0;\n", NULL);
     assert_int_equal(fm_mask_param_count(m), 1);
     assert_false(fm_mask_param_default(m, 0, NULL));
     assert_int_equal(fm_mask_input_rank(m, 0), 1);
@@ -120,6 +121,89 @@ static void test_binding_errors(void **state) {
     assert_non_null(strstr(x.message, "input 'doc'"));
     assert_non_null(strstr(x.message, "[7]"));
     assert_non_null(strstr(x.message, "[8]"));
+    fm_diagnostics_free(d);
+    fm_bindings_free(b);
+    fm_mask_free(m);
+}
+
+/* The first message of d: its fields, checked in one place. */
+static void expect_diag(fm_diagnostics *d, int line, int col, const char *message,
+                        const char *hint_part) {
+    fm_diagnostic x;
+    assert_int_equal(fm_diagnostics_count(d), 1);
+    assert_int_equal(fm_diagnostics_get(d, 0, &x), FM_OK);
+    if (strcmp(x.message, message) || !x.hint || !strstr(x.hint, hint_part))
+        fprintf(stderr, "got %d:%d '%s' hint '%s'\n", x.line, x.col, x.message,
+                x.hint ? x.hint : "(none)");
+    assert_string_equal(x.message, message);
+    assert_non_null(x.file);
+    assert_string_equal(x.file, "t.mask");
+    assert_int_equal(x.line, line);
+    assert_int_equal(x.col, col);
+    assert_non_null(x.hint);
+    assert_non_null(strstr(x.hint, hint_part));
+    fm_diagnostics_clear(d);
+}
+
+/* A name the mask does not have is placed in the file and explained by
+ * what the file declares: a typo gets a did-you-mean, a declaration the
+ * mask does not reach or of another kind is pointed at. */
+static void test_unknown_binding_names(void **state) {
+    (void)state;
+    fm_mask *m = compile_mask("param window = 4;\n"
+                              "param sinks = 1;\n"
+                              "param n = 3;\n"
+                              "input doc[KV_LEN, n];\n"
+                              "input fixed[4];\n"
+                              "let near = q - kv < window;\n"
+                              "mask m = near && doc[kv, 0] >= fixed[0];\n",
+                              NULL);
+    fm_bindings *b = NULL;
+    assert_int_equal(fm_bindings_create(m, &b), FM_OK);
+    fm_diagnostics *d = fm_diagnostics_create();
+    assert_int_equal(fm_bindings_set_param(b, "windw", 1, d), FM_ERR_NOT_FOUND);
+    expect_diag(d, 7, 6, "the file declares no param named 'windw'",
+                "did you mean 'window'? (declared params: window, sinks, n)");
+    assert_int_equal(fm_bindings_set_param(b, "sinks", 1, d), FM_ERR_NOT_FOUND);
+    expect_diag(d, 2, 7, "mask 'm' does not use the param 'sinks'", "uses the params window, n");
+    assert_int_equal(fm_bindings_set_param(b, "near", 1, d), FM_ERR_NOT_FOUND);
+    expect_diag(d, 6, 5, "'near' is a let, not a param", "declared params: window, sinks, n");
+    int32_t data[24] = {0};
+    int64_t dims[2] = {3, 3};
+    assert_int_equal(fm_bindings_set_input(b, "dcc", data, 1, dims, FM_COPY, d), FM_ERR_NOT_FOUND);
+    expect_diag(d, 7, 6, "the file declares no input named 'dcc'",
+                "did you mean 'doc'? (declared inputs: doc, fixed)");
+    assert_int_equal(fm_bindings_set_input(b, "window", data, 1, dims, FM_COPY, d),
+                     FM_ERR_NOT_FOUND);
+    expect_diag(d, 1, 7, "'window' is a param, not an input", "declared inputs: doc, fixed");
+    /* A wrong size says what the named dimensions are for this shape. */
+    assert_int_equal(fm_bindings_set_input(b, "doc", data, 2, dims, FM_COPY, d), FM_OK);
+    int64_t four = 4;
+    assert_int_equal(fm_bindings_set_input(b, "fixed", data, 1, &four, FM_COPY, d), FM_OK);
+    fm_blockmask *bm = NULL;
+    fm_shape shape = {1, 1, 6, 8};
+    assert_int_equal(fm_blockmask_build(m, b, shape, NULL, d, &bm), FM_ERR_BINDING);
+    expect_diag(d, 4, 7,
+                "input 'doc' is bound with shape [3, 3] but the mask declares shape [8, 3] for "
+                "this shape and params",
+                "KV_LEN is 8 and n is 3 here");
+    dims[0] = 8;
+    int64_t three = 3;
+    assert_int_equal(fm_bindings_set_input(b, "doc", data, 2, dims, FM_COPY, d), FM_OK);
+    assert_int_equal(fm_bindings_set_input(b, "fixed", data, 1, &three, FM_COPY, d), FM_OK);
+    assert_int_equal(fm_blockmask_build(m, b, shape, NULL, d, &bm), FM_ERR_BINDING);
+    expect_diag(d, 5, 7,
+                "input 'fixed' is bound with shape [3] but the mask declares shape [4] for this "
+                "shape and params",
+                "the declaration fixes every dimension");
+    fm_bindings_free(b);
+    fm_mask_free(m);
+    /* A file without params says so. */
+    m = compile_mask("mask causal = kv <= q;\n", NULL);
+    assert_int_equal(fm_bindings_create(m, &b), FM_OK);
+    assert_int_equal(fm_bindings_set_param(b, "window", 1, d), FM_ERR_NOT_FOUND);
+    expect_diag(d, 1, 6, "the file declares no param named 'window'",
+                "the file declares no params");
     fm_diagnostics_free(d);
     fm_bindings_free(b);
     fm_mask_free(m);
@@ -256,6 +340,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_compile_errors_are_located),
         cmocka_unit_test(test_masks_by_name),
         cmocka_unit_test(test_binding_errors),
+        cmocka_unit_test(test_unknown_binding_names),
         cmocka_unit_test(test_ownership),
         cmocka_unit_test(test_evaluation_bound),
         cmocka_unit_test(test_concurrent_const_handles),

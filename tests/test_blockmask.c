@@ -607,7 +607,7 @@ static void test_extreme_shapes(void **state) {
         compiled c;
         assert_true(compile(cases[i].src, NULL, &c, false));
         int64_t params[1] = {cases[i].param};
-        fmc_env env = {cases[i].B, cases[i].H, cases[i].Q, cases[i].KV, params, NULL, NULL};
+        fmc_env env = {cases[i].B, cases[i].H, cases[i].Q, cases[i].KV, params, NULL, NULL, NULL};
         fmd_diags d;
         fmd_diags_init(&d);
         fmc_build_status st;

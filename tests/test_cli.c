@@ -690,6 +690,188 @@ static int brute_class(int64_t qlen, int64_t kvlen, int64_t bq, int64_t bkv, int
     return !any_t ? 0 : (any_f || clipped) ? 1 : 2;
 }
 
+/* ---- messages a new user meets ------------------------------------------ */
+
+/* stderr of a command that must exit with want. */
+static char *stderr_of(int want, const char *fmt, const char *arg) {
+    char *err = NULL;
+    int rc = run(NULL, &err, fmt, arg);
+    if (rc != want) fprintf(stderr, "exit %d (want %d):\n%s\n", rc, want, err ? err : "");
+    assert_int_equal(rc, want);
+    assert_non_null(err);
+    return err;
+}
+
+/* Help texts: attend's shape flags are optional (they come from the
+ * arrays), the others' --q-len stays required; cuda and ptx describe
+ * --diagnostics and list it in their usage lines. */
+static void test_help_texts(void **state) {
+    (void)state;
+    char *out = NULL;
+    assert_int_equal(run(&out, NULL, FMC " attend --help"), 0);
+    assert_non_null(strstr(out, "--q-len N             number of query positions (optional: "
+                                "Q's dimension 2)\n"));
+    assert_non_null(strstr(out, "--kv-len N            number of key/value positions (optional: "
+                                "K's dimension 2)\n"));
+    assert_non_null(strstr(out, "--batch N             batch size (optional: Q's dimension 0)\n"));
+    assert_null(strstr(out, "positions (required)"));
+    assert_non_null(strstr(out, "--max-evaluations N")); /* the rest of the common flags */
+    free(out);
+    const char *others[] = {FMC " blockmask --help", FMVIZ " --help"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(run(&out, NULL, "%s", others[i]), 0);
+        assert_non_null(
+            strstr(out, "--q-len N             number of query positions (required)\n"));
+        assert_null(strstr(out, "optional: Q's"));
+        free(out);
+    }
+    const char *gen[] = {"cuda", "ptx"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(run(&out, NULL, FMC " %s --help", gen[i]), 0);
+        assert_non_null(
+            strstr(out, "  --diagnostics text|json  how errors are printed (default text)\n"));
+        const char *usage_end = strstr(out, "\n\n");
+        const char *flag = strstr(out, "[--diagnostics text|json]");
+        assert_non_null(usage_end);
+        assert_non_null(flag);
+        assert_true(flag < usage_end); /* in the usage lines */
+        free(out);
+    }
+}
+
+/* -D and --input for a name the file does not declare: placed at the
+ * selected mask, in text and JSON, with what the file declares and a
+ * did-you-mean; a declared name the mask does not use is accepted. */
+static void test_unknown_name_messages(void **state) {
+    (void)state;
+    char *c = write_mask("walk_causal.mask", "mask causal = kv <= q;\n");
+    char want[2048];
+    snprintf(want, sizeof want,
+             "%s:1:6: error: the file declares no param named 'window'\n"
+             "mask causal = kv <= q;\n"
+             "     ^^^^^^\n"
+             "hint: the file declares no params\n",
+             c);
+    char *err = stderr_of(1, FMC " blockmask '%s' --q-len 8 -D window=5", c);
+    assert_string_equal(err, want);
+    free(err);
+    err = stderr_of(1, FMC " blockmask '%s' --q-len 8 -D window=5 --diagnostics json", c);
+    jval o;
+    parse_json(err, &o);
+    assert_string_equal(jget(&o, "file")->str, c);
+    assert_int_equal(jnum(&o, "line"), 1);
+    assert_int_equal(jnum(&o, "col"), 6);
+    assert_int_equal(jnum(&o, "end_col"), 12);
+    assert_string_equal(jget(&o, "message")->str, "the file declares no param named 'window'");
+    assert_string_equal(jget(&o, "hint")->str, "the file declares no params");
+    jfree(&o);
+    free(err);
+    char *sw = write_mask("walk_sw.mask", "param window = 4;\nparam sinks = 1;\n"
+                                          "input doc[KV_LEN];\n"
+                                          "mask sw = kv <= q && q - kv < window;\n"
+                                          "mask docs = doc[q] == doc[kv];\n");
+    err = stderr_of(1, FMC " blockmask '%s' --mask sw --q-len 8 -D windw=5", sw);
+    assert_non_null(strstr(err, ":4:6: error: the file declares no param named 'windw'\n"));
+    assert_non_null(strstr(err, "hint: did you mean 'window'? (declared params: window, sinks)\n"));
+    free(err);
+    expect_status(0, NULL, FMC " blockmask '%s' --mask sw --q-len 8 -D sinks=5", sw);
+    expect_status(0, NULL, FMC " blockmask '%s' --mask sw --q-len 8 --input doc=1", sw);
+    err = stderr_of(1, FMC " blockmask '%s' --mask sw --q-len 8 --input dco=1,2", sw);
+    assert_non_null(strstr(err, ":4:6: error: the file declares no input named 'dco'\n"));
+    assert_non_null(strstr(err, "hint: did you mean 'doc'? (declared input: doc)\n"));
+    free(err);
+    err = stderr_of(1, FMC " blockmask '%s' --mask docs --q-len 4 --input window=1", sw);
+    assert_non_null(strstr(err, ":1:7: error: 'window' is a param, not an input\n"));
+    free(err);
+    err = stderr_of(1, FMVIZ " '%s' --q-len 8 -D sw=1 --diagnostics json", sw);
+    parse_json(err, &o);
+    assert_string_equal(jget(&o, "file")->str, sw);
+    assert_int_equal(jnum(&o, "line"), 4);
+    assert_string_equal(jget(&o, "message")->str, "'sw' is a mask, not a param");
+    jfree(&o);
+    free(err);
+    free(sw);
+    free(c);
+}
+
+/* Every tool error with no place in a mask file reads
+ * "error: PROG: MESSAGE", usage errors and input errors alike. */
+static void test_error_prefixes(void **state) {
+    (void)state;
+    char *err = stderr_of(2, FMC " frob%s", "");
+    assert_string_equal(err, "error: fmc: unknown subcommand 'frob'\n"
+                             "hint: run 'fmc --help' for the subcommands\n");
+    free(err);
+    err = stderr_of(2, FMC " chek%s", "");
+    assert_non_null(strstr(err, "hint: did you mean 'check'? run 'fmc --help'"));
+    free(err);
+    err = stderr_of(2, FMC " frob --diagnostics json%s", "");
+    jval o;
+    parse_json(err, &o);
+    assert_string_equal(jget(&o, "message")->str, "fmc: unknown subcommand 'frob'");
+    jfree(&o);
+    free(err);
+    char *c = write_mask("walk_prefix.mask", "mask causal = kv <= q;\n");
+    float q[8 * 4] = {0};
+    char *qp = write_npy("walk-q.npy", "<f4", "(1, 1, 8, 4)", q, sizeof q);
+    char fmt[2048];
+    snprintf(fmt, sizeof fmt,
+             FMC " attend '%%s' --q '%s' --k '%s' --v '%s' --out '%s/walk-o.npy' --device cpu "
+                 "--q-len 200",
+             qp, qp, qp, tu_temp_dir());
+    err = stderr_of(1, fmt, c);
+    snprintf(fmt, sizeof fmt,
+             "error: fmc attend: --q-len 200 disagrees with %s, whose Q_LEN (dimension 2) is 8\n",
+             qp);
+    assert_string_equal(err, fmt);
+    free(err);
+    /* Library messages with no place get the prefix too. */
+    err = stderr_of(1, FMC " blockmask '%s' --q-len 2147483648", c);
+    assert_string_equal(err,
+                        "error: fmc blockmask: q_len is 2147483648; the limit is 2147483647\n");
+    free(err);
+    err = stderr_of(1, FMC " check /nonexistent/walk.mask%s", "");
+    assert_non_null(strstr(err, "error: fmc check: cannot read '/nonexistent/walk.mask'"));
+    free(err);
+    err = stderr_of(1, FMVIZ " /nonexistent/walk.mask --q-len 8%s", "");
+    assert_non_null(strstr(err, "error: fmviz: cannot read '/nonexistent/walk.mask'"));
+    free(err);
+    free(qp);
+    free(c);
+}
+
+/* An input of the wrong size says what the declared dimensions are here. */
+static void test_input_size_hint(void **state) {
+    (void)state;
+    char *doc = write_mask("walk_doc.mask", "param n = 2;\ninput doc[KV_LEN];\ninput t[Q_LEN, n];\n"
+                                            "mask m = doc[q] == doc[kv] && t[q, 0] >= 0;\n");
+    int32_t t[16] = {0};
+    char *t82 = write_npy("walk_t82.npy", "<i4", "(8, 2)", t, sizeof t);
+    char fmt[2048];
+    snprintf(fmt, sizeof fmt, FMC " blockmask '%%s' --q-len 8 --input doc=1,2,3 --input t=@%s",
+             t82);
+    char *err = stderr_of(1, fmt, doc);
+    assert_non_null(strstr(err, "error: input 'doc' is bound with shape [3] but the mask declares "
+                                "shape [8] for this shape and params\n"));
+    assert_non_null(strstr(err, "hint: KV_LEN is 8 here\n"));
+    free(err);
+    char *tn = write_npy("walk_t.npy", "<i4", "(4, 2)", t, 8 * sizeof *t); /* n is 3: [4, 3] */
+    snprintf(fmt, sizeof fmt,
+             FMC " blockmask '%%s' --q-len 4 --kv-len 8 --input doc=0,0,0,0,0,0,0,0 "
+                 "--input t=@%s -D n=3 --diagnostics json",
+             tn);
+    err = stderr_of(1, fmt, doc);
+    assert_null(strstr(err, "\n{")); /* one object */
+    jval o;
+    parse_json(err, &o);
+    assert_string_equal(jget(&o, "hint")->str, "Q_LEN is 4 and n is 3 here");
+    jfree(&o);
+    free(err);
+    free(tn);
+    free(t82);
+    free(doc);
+}
+
 static void test_json_contract_example(void **state) {
     (void)state;
     char *f = write_mask("sliding_window.mask", sliding_src);
@@ -1263,6 +1445,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_attend_limits),
         cmocka_unit_test(test_check_print_usage),
         cmocka_unit_test(test_input_errors),
+        cmocka_unit_test(test_help_texts),
+        cmocka_unit_test(test_unknown_name_messages),
+        cmocka_unit_test(test_error_prefixes),
+        cmocka_unit_test(test_input_size_hint),
         cmocka_unit_test(test_json_contract_example),
         cmocka_unit_test(test_json_broadcast_and_heads),
         cmocka_unit_test(test_text_format),

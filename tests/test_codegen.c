@@ -65,11 +65,13 @@ static const char *const op_masks[] = {
 };
 
 /* A random environment for p: shape, params in [-40, 40] (dims built from
- * params are kept in [1, 24]), inputs filled from [-8, 40]. */
+ * params are kept in [1, 24]), int32 inputs filled from [-8, 40], byte
+ * inputs (elem_bytes 1) from [0, 255] with 0, 1 and 255 frequent. */
 typedef struct env_store {
     fmc_env env;
     int64_t params[FMC_CUDA_MAX_PARAMS];
     int32_t *inputs[FMC_CUDA_MAX_INPUTS];
+    uint8_t *bytes[FMC_CUDA_MAX_INPUTS];
     int64_t dims[FMC_CUDA_MAX_INPUTS][FMD_MAX_RANK];
     fmc_cuda_mask_env cenv;
 } env_store;
@@ -93,19 +95,30 @@ static bool make_env(const fmc_program *p, tu_rng *r, env_store *s) {
             if (s->dims[i][d] < 1 || s->dims[i][d] > 4096) return false;
             count *= (size_t)s->dims[i][d];
         }
+        if (fmc_input_is_bytes(&p->inputs[i])) {
+            static const uint8_t common[4] = {0, 1, 255, 2};
+            s->bytes[i] = malloc(count);
+            if (!s->bytes[i]) return false;
+            for (size_t k = 0; k < count; k++)
+                s->bytes[i][k] = tu_rng_range(r, 0, 1) ? common[tu_rng_range(r, 0, 3)]
+                                                       : (uint8_t)tu_rng_range(r, 0, 255);
+            continue;
+        }
         s->inputs[i] = malloc(count * sizeof(int32_t));
         if (!s->inputs[i]) return false;
         for (size_t k = 0; k < count; k++) s->inputs[i][k] = (int32_t)tu_rng_range(r, -8, 40);
     }
     s->env.inputs = (const int32_t *const *)s->inputs;
+    s->env.bytes = (const uint8_t *const *)s->bytes;
     s->env.input_dims = (const int64_t(*)[FMD_MAX_RANK])s->dims;
     if (!fmc_cuda_fill_env(p, &s->env, &s->cenv)) return false;
-    for (size_t i = 0; i < p->ninputs; i++) s->cenv.inputs[i] = s->inputs[i];
+    for (size_t i = 0; i < p->ninputs; i++)
+        s->cenv.inputs[i] = fmc_env_input_data(p, &s->env, i);
     return true;
 }
 
 static void free_env(env_store *s) {
-    for (int i = 0; i < FMC_CUDA_MAX_INPUTS; i++) free(s->inputs[i]);
+    for (int i = 0; i < FMC_CUDA_MAX_INPUTS; i++) free(s->inputs[i]), free(s->bytes[i]);
 }
 
 /* Writes one translation unit per (subject, variant) and compiles them all
@@ -279,6 +292,53 @@ static void test_agrees_with_interpreter(void **state) {
     free(subs);
 }
 
+/* Byte inputs (the runtime's dense imports mark their array so): the
+ * generated code reads them through unsigned char, so values above 127
+ * stay positive, and agrees with the interpreter, alone and next to int32
+ * inputs. */
+static const struct {
+    const char *src;
+    unsigned bytes; /* which input slots hold bytes */
+} byte_masks[] = {
+    {"input keep[BATCH, HEADS, Q_LEN, KV_LEN];\nmask d = keep[b, h, q, kv] != 0;\n", 1},
+    {"input keep[1, Q_LEN, KV_LEN];\nmask d = keep[0, q, kv] != 0;\n", 1},
+    {"input t[Q_LEN]; input u[KV_LEN];\n"
+     "mask m = t[q] * 300 - u[kv] > q * 7 || (t[q] == 255 && u[kv] % 3 == 1);\n", 1},
+    {"input t[Q_LEN]; input u[KV_LEN];\n"
+     "mask m = t[q] * 300 - u[kv] > q * 7 || (t[q] == 255 && u[kv] % 3 == 1);\n", 2},
+    {"input g[HEADS, 3];\nmask m = g[h, q % 3] - kv > g[h, kv % 3] * 2 - 200;\n", 1},
+};
+
+static void test_byte_inputs_agree(void **state) {
+    (void)state;
+    enum { N = sizeof byte_masks / sizeof byte_masks[0] };
+    subject subs[N];
+    for (size_t i = 0; i < N; i++) {
+        char label[32];
+        snprintf(label, sizeof label, "byte_mask_%zu", i);
+        if (!load_subject(&subs[i], label, byte_masks[i].src, NULL))
+            fail_msg("byte mask %zu does not compile", i);
+        fmc_program *p = subs[i].mask->shared->program;
+        for (size_t k = 0; k < p->ninputs; k++)
+            if (byte_masks[i].bytes >> k & 1) p->inputs[k].elem_bytes = 1;
+        char *text = fmc_codegen_cuda(p, NULL, NULL);
+        assert_non_null(text);
+        assert_non_null(strstr(text, "(const unsigned char *)e->inputs["));
+        assert_true((strstr(text, "(const int *)e->inputs[") != NULL) == (p->ninputs > 1));
+        free(text);
+    }
+    void *lib = compile_all(subs, N);
+    tu_rng r = {0xb17e};
+    int envs = tu_sanitizer_run() ? 10 : 40, points = tu_sanitizer_run() ? 100 : 400;
+    for (size_t i = 0; i < N; i++) {
+        long n64 = 0, n32 = 0;
+        compare(&subs[i], lookup(lib, i, 0), lookup(lib, i, 1), &r, envs, points, &n64, &n32);
+        if (n64 < 50) fail_msg("%s: only %ld points were comparable", subs[i].name, n64);
+    }
+    dlclose(lib);
+    for (size_t i = 0; i < N; i++) free_subject(&subs[i]);
+}
+
 /* Floor division and remainder at the edges, through the generated
  * helpers (the spec's table: -7/2 == -4, -7%2 == 1, 7%-2 == -1, x%-1 == 0). */
 static void test_floor_division_edges(void **state) {
@@ -409,6 +469,7 @@ static void test_fmc_cuda_cli(void **state) {
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_agrees_with_interpreter),
+        cmocka_unit_test(test_byte_inputs_agree),
         cmocka_unit_test(test_floor_division_edges),
         cmocka_unit_test(test_long_chain),
         cmocka_unit_test(test_too_many_params),

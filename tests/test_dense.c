@@ -1,13 +1,21 @@
 /* Dense masks: import (boolean and additive, every rank, broadcasting),
  * export to arrays and .npy, checked tile for tile against BlockMasks of
- * equivalent mask programs and point by point against the masks. */
+ * equivalent mask programs and point by point against the masks. Imports
+ * keep a byte copy of the array (not int32): everything that reads it
+ * (tiles, eval, export, CPU attention on both ISAs, the safetensors writer,
+ * the CUDA text) is checked against the same mask over an int32 input. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler/codegen_cuda.h"
 #include "flexmask.h"
+#include "runtime/api_internal.h"
+#include "runtime/attention_cpu.h"
+#include "runtime/jit.h"
 #include "runtime/npy.h"
 #include "testutil.h"
 
@@ -449,6 +457,235 @@ static void test_fmc_dense_flags(void **state) {
     free(out);
 }
 
+/* ---- the byte copy ---------------------------------------------------------- */
+
+/* The import's mask rebuilt the old way: its own program text over an
+ * int32 copy of the array, through the public API. */
+static fm_blockmask *int32_twin(const fm_blockmask *imported, const uint8_t *m, size_t rank,
+                                const int64_t *dims, fm_shape s, int64_t bq, int64_t bkv) {
+    const fmd_source *src = imported->shared->program->source;
+    int64_t n = 1;
+    for (size_t k = 0; k < rank; k++) n *= dims[k];
+    int32_t *m32 = malloc((size_t)n * 4);
+    assert_non_null(m32);
+    for (int64_t i = 0; i < n; i++) m32[i] = m[i];
+    fm_program *p = NULL;
+    fm_mask *mask = NULL;
+    fm_bindings *b = NULL;
+    fm_blockmask *bm = NULL;
+    fm_build_options o = {.block_q = bq, .block_kv = bkv};
+    assert_int_equal(fm_compile_string(src->name, src->text, src->len, NULL, &p), FM_OK);
+    assert_int_equal(fm_mask_select(p, "dense", NULL, &mask), FM_OK);
+    assert_int_equal(mask->shared->program->inputs[0].elem_bytes, 4);
+    assert_int_equal(fm_bindings_create(mask, &b), FM_OK);
+    assert_int_equal(fm_bindings_set_input(b, "keep", m32, rank, dims, FM_COPY, NULL), FM_OK);
+    assert_int_equal(fm_blockmask_build(mask, b, s, &o, NULL, &bm), FM_OK);
+    fm_bindings_free(b);
+    fm_mask_free(mask);
+    fm_program_free(p);
+    free(m32);
+    return bm;
+}
+
+/* CPU attention through x and y (float32, head dim D) on the ISA that
+ * FLEXMASK_CPU_ISA names; outputs and log-sum-exps must be equal bit for bit. */
+static void assert_same_attention(const fm_blockmask *x, const fm_blockmask *y, fm_shape s,
+                                  tu_rng *rng) {
+    enum { D = 5 };
+    size_t nq = (size_t)(s.batch * s.heads * s.q_len * D);
+    size_t nk = (size_t)(s.batch * s.heads * s.kv_len * D);
+    size_t nl = (size_t)(s.batch * s.heads * s.q_len);
+    float *Q = malloc(nq * 4), *K = malloc(nk * 4), *V = malloc(nk * 4);
+    float *o[2] = {malloc(nq * 4), malloc(nq * 4)}, *l[2] = {malloc(nl * 4), malloc(nl * 4)};
+    assert_true(Q && K && V && o[0] && o[1] && l[0] && l[1]);
+    for (size_t i = 0; i < nq; i++) Q[i] = (float)tu_rng_range(rng, -1000, 1000) / 300.0f;
+    for (size_t i = 0; i < nk; i++) {
+        K[i] = (float)tu_rng_range(rng, -1000, 1000) / 300.0f;
+        V[i] = (float)tu_rng_range(rng, -1000, 1000) / 300.0f;
+    }
+    for (int w = 0; w < 2; w++) {
+        fm_attention_args a = {0};
+        a.mask = w ? y : x;
+        a.q = fm_tensor_contiguous(Q, FM_FLOAT32, s.batch, s.heads, s.q_len, D);
+        a.k = fm_tensor_contiguous(K, FM_FLOAT32, s.batch, s.heads, s.kv_len, D);
+        a.v = fm_tensor_contiguous(V, FM_FLOAT32, s.batch, s.heads, s.kv_len, D);
+        a.out = fm_tensor_contiguous(o[w], FM_FLOAT32, s.batch, s.heads, s.q_len, D);
+        a.lse = l[w];
+        fm_diagnostics *d = fm_diagnostics_create();
+        fm_status st = fm_attention_cpu(&a, d);
+        if (st != FM_OK) tu_fail_with(st, d, "attention");
+        fm_diagnostics_free(d);
+    }
+    assert_memory_equal(o[0], o[1], nq * 4);
+    assert_memory_equal(l[0], l[1], nl * 4);
+    free(Q), free(K), free(V);
+    for (int w = 0; w < 2; w++) free(o[w]), free(l[w]);
+}
+
+static void test_byte_copy_agrees_everywhere(void **state) {
+    (void)state;
+    tu_rng rng = {0xb7e5};
+    const char *isas[2] = {"portable", "avx2"};
+    int nisa = fmr_cpu_has_avx2() ? 2 : 1;
+    for (int iter = 0; iter < tu_cases(24); iter++) {
+        size_t rank = (size_t)tu_rng_range(&rng, 2, 4);
+        int64_t B = rank == 4 ? tu_rng_range(&rng, 1, 2) : 1;
+        int64_t H = rank >= 3 ? tu_rng_range(&rng, 1, 3) : 1;
+        /* Odd lengths: tiles clipped at both edges; rows past one range-table block. */
+        int64_t Q = 2 * tu_rng_range(&rng, 0, 30) + 1;
+        int64_t KV = iter % 4 == 3 ? 2 * tu_rng_range(&rng, 64, 200) + 1
+                                   : 2 * tu_rng_range(&rng, 0, 40) + 1;
+        int64_t dims[4], k = 0;
+        if (rank == 4) dims[k++] = B;
+        if (rank >= 3) dims[k++] = H;
+        dims[k++] = Q;
+        dims[k++] = KV;
+        int64_t n = B * H * Q * KV;
+        uint8_t *m = malloc((size_t)n);
+        assert_non_null(m);
+        random_dense(&rng, m, B * H, Q, KV);
+        fm_shape s = {B == 1 ? tu_rng_range(&rng, 1, 2) : B, H == 1 ? tu_rng_range(&rng, 1, 2) : H,
+                      Q, KV};
+        int64_t bq = 2 * tu_rng_range(&rng, 0, 4) + 1, bkv = 2 * tu_rng_range(&rng, 0, 8) + 1;
+        fm_blockmask *got = import(m, FM_DENSE_BOOL, rank, dims, &s, bq, bkv);
+        fm_blockmask *want = int32_twin(got, m, rank, dims, s, bq, bkv);
+
+        /* The import holds one byte per element and no int32 array. */
+        assert_int_equal(got->shared->program->inputs[0].elem_bytes, 1);
+        assert_non_null(got->owned_bytes[0]);
+        assert_ptr_equal(got->byte_inputs[0], got->owned_bytes[0]);
+        assert_ptr_equal(got->bm->env.bytes[0], got->owned_bytes[0]);
+        assert_null(got->inputs[0]);
+        assert_null(got->bm->env.inputs[0]);
+        assert_ptr_not_equal(got->owned_bytes[0], m); /* a copy, not the caller's */
+        assert_memory_equal(got->owned_bytes[0], m, (size_t)n);
+
+        assert_same_tiles(want, got, true);
+        int64_t c1, c2;
+        assert_int_equal(fm_blockmask_count_true(want, &c1), FM_OK);
+        assert_int_equal(fm_blockmask_count_true(got, &c2), FM_OK);
+        assert_int_equal(c1, c2);
+        int64_t ones = 0;
+        for (int64_t b = 0; b < s.batch; b++)
+            for (int64_t h = 0; h < s.heads; h++) {
+                const uint8_t *slice = m + ((B == 1 ? 0 : b) * H + (H == 1 ? 0 : h)) * Q * KV;
+                for (int64_t i = 0; i < Q * KV; i++) {
+                    bool v1, v2;
+                    assert_int_equal(fm_blockmask_eval(want, b, h, i / KV, i % KV, &v1), FM_OK);
+                    assert_int_equal(fm_blockmask_eval(got, b, h, i / KV, i % KV, &v2), FM_OK);
+                    assert_int_equal(v2, slice[i]);
+                    assert_int_equal(v1, v2);
+                    ones += slice[i];
+                }
+            }
+        assert_int_equal(c2, ones);
+        uint8_t *d1 = NULL, *d2 = NULL;
+        size_t n1 = 0, n2 = 0;
+        assert_int_equal(fm_blockmask_to_dense(want, &d1, &n1, NULL), FM_OK);
+        assert_int_equal(fm_blockmask_to_dense(got, &d2, &n2, NULL), FM_OK);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(d1, d2, n1);
+        fm_free(d1);
+        fm_free(d2);
+        for (int i = 0; i < nisa; i++) {
+            setenv("FLEXMASK_CPU_ISA", isas[i], 1);
+            assert_same_attention(want, got, s, &rng);
+        }
+        unsetenv("FLEXMASK_CPU_ISA");
+        fm_blockmask_free(want);
+        fm_blockmask_free(got);
+        free(m);
+    }
+}
+
+/* The byte copy changes nothing on disk: the safetensors file of an import
+ * equals, byte for byte, the file of its program over an int32 copy
+ * (inputs are stored as int32), and it loads back to the same mask. */
+static void test_byte_copy_safetensors_file(void **state) {
+    (void)state;
+    tu_rng rng = {77};
+    int64_t dims[3] = {3, 37, 301};
+    uint8_t *m = malloc(3 * 37 * 301);
+    assert_non_null(m);
+    random_dense(&rng, m, 3, 37, 301);
+    fm_shape s = {2, 3, 37, 301};
+    fm_blockmask *got = import(m, FM_DENSE_BOOL, 3, dims, &s, 8, 16);
+    fm_blockmask *want = int32_twin(got, m, 3, dims, s, 8, 16);
+    char *p1 = tu_write_temp("byte_copy_a.safetensors", "", 0);
+    char *p2 = tu_write_temp("byte_copy_b.safetensors", "", 0);
+    assert_int_equal(fm_blockmask_save_safetensors(want, p1, NULL), FM_OK);
+    assert_int_equal(fm_blockmask_save_safetensors(got, p2, NULL), FM_OK);
+    size_t l1 = 0, l2 = 0;
+    char *f1 = tu_read_file(p1, &l1), *f2 = tu_read_file(p2, &l2);
+    assert_non_null(f1);
+    assert_non_null(f2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(f1, f2, l1);
+    /* The last tensor is input.keep, int32 little-endian: 1 where m is. */
+    assert_true(l2 > (size_t)(3 * 37 * 301 * 4));
+    const unsigned char *keep = (const unsigned char *)f2 + l2 - 3 * 37 * 301 * 4;
+    for (int64_t i = 0; i < 3 * 37 * 301; i++) {
+        assert_int_equal(keep[4 * i], m[i]);
+        assert_int_equal(keep[4 * i + 1] | keep[4 * i + 2] | keep[4 * i + 3], 0);
+    }
+    fm_blockmask *back = NULL;
+    fm_diagnostics *d = fm_diagnostics_create();
+    fm_status st = fm_blockmask_load_safetensors(p2, d, &back);
+    if (st != FM_OK) tu_fail_with(st, d, p2);
+    assert_same_tiles(got, back, true);
+    bool v;
+    assert_int_equal(fm_blockmask_eval(back, 1, 2, 36, 300, &v), FM_OK);
+    assert_int_equal(v, m[(2 * 37 + 36) * 301 + 300]);
+    fm_diagnostics_free(d);
+    fm_blockmask_free(back);
+    free(f1);
+    free(f2);
+    free(p1);
+    free(p2);
+    fm_blockmask_free(want);
+    fm_blockmask_free(got);
+    free(m);
+}
+
+/* The CUDA text of an import reads its array as unsigned char, and the
+ * whole kernel compiles through NVRTC (skipped without NVRTC). */
+static void test_byte_copy_cuda_text(void **state) {
+    (void)state;
+    uint8_t m[2 * 5 * 7] = {0};
+    for (int i = 0; i < 2 * 5 * 7; i++) m[i] = (uint8_t)(i % 3 == 0);
+    int64_t dims[3] = {2, 5, 7};
+    fm_blockmask *got = import(m, FM_DENSE_BOOL, 3, dims, NULL, 4, 4);
+    size_t len = 0;
+    char *text = fmc_codegen_cuda(got->bm->program, &len, NULL);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "(fm_int)((const unsigned char *)e->inputs[0])["));
+    assert_null(strstr(text, "(const int *)"));
+    char why[512];
+    if (!fmr_nvrtc_available(why, sizeof why)) {
+        free(text);
+        fm_blockmask_free(got);
+        printf("# SKIPPED (no NVRTC): %s\n", why);
+        skip();
+    }
+    for (int v = 0; v < 2; v++) {
+        fmr_kernel_config cfg = {.head_dim = v ? 64 : 128, .bf16 = !v, .int32 = v};
+        char *ptx = NULL, *log = NULL;
+        fmd_diags dg;
+        fmd_diags_init(&dg);
+        fm_status st = fmr_jit_ptx(text, len, &cfg, &ptx, &log, &dg);
+        if (st != FM_OK)
+            fail_msg("NVRTC: %s: %s", fm_status_string(st), dg.count ? dg.items[0].message : "");
+        assert_non_null(strstr(ptx, FMR_FWD_KERNEL_NAME));
+        /* The byte read is a byte load (ld.global.u8 or the like). */
+        assert_non_null(strstr(ptx, ".u8"));
+        fmd_diags_clear(&dg);
+        free(ptx);
+        free(log);
+    }
+    free(text);
+    fm_blockmask_free(got);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_dense_equals_program),
@@ -459,6 +696,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_shape_zero_fields),
         cmocka_unit_test(test_export_limits),
         cmocka_unit_test(test_fmc_dense_flags),
+        cmocka_unit_test(test_byte_copy_agrees_everywhere),
+        cmocka_unit_test(test_byte_copy_safetensors_file),
+        cmocka_unit_test(test_byte_copy_cuda_text),
     };
     return TU_RUN(tests, argc, argv);
 }

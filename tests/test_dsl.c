@@ -507,7 +507,8 @@ static void test_fmc_check_cli(void **state) {
     assert_int_equal(tu_run(cmd, &out, &err), 1);
     assert_non_null(strstr(err, "bad2.mask:1:13: error: expected an expression, found ';'\n"));
     assert_non_null(
-        strstr(err, "error: cannot read '/nonexistent/x.mask': No such file or directory\n"));
+        strstr(err, "error: fmc check: cannot read '/nonexistent/x.mask': No such file or "
+                    "directory\n"));
     free(out), free(err);
     /* Usage errors exit 2; help exits 0 and explains. */
     snprintf(cmd, sizeof cmd, "%s check --frobnicate %s", FM_FMC_PATH, good);

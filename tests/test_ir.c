@@ -58,7 +58,7 @@ static const fmc_insn *find_op(const fmc_program *p, fmc_op op) {
 }
 
 static fmc_env shape(int64_t B, int64_t H, int64_t Q, int64_t KV, const int64_t *params) {
-    fmc_env e = {B, H, Q, KV, params, NULL, NULL};
+    fmc_env e = {B, H, Q, KV, params, NULL, NULL, NULL};
     return e;
 }
 

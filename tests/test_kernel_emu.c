@@ -22,6 +22,8 @@
 #define FM_MASK_ENV_T fmc_cuda_mask_env
 #include "kernels/fm_fwd_params.h"
 
+#define DENSE_CASE "<dense import>"
+
 typedef struct emu_case {
     const char *file; /* under examples/masks */
     const char *defines;
@@ -37,6 +39,8 @@ static const emu_case cases[] = {
     {"sliding_window.mask", "window=40", 1, 1, 1, 300, 300, 64, 192, 256, true, true},
     {"tree.mask", NULL, 1, 2, 1, 100, 100, 128, 128, 64, true, true},
     {"per_head.mask", "window=30", 1, 3, 1, 130, 130, 64, 64, 64, false, true},
+    /* Not a file: a dense import, whose mask reads a byte array. */
+    {DENSE_CASE, NULL, 2, 2, 1, 150, 170, 64, 64, 64, true, true},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -82,7 +86,31 @@ static void bind_inputs(const emu_case *c, prepared *p, tu_rng *r) {
     }
 }
 
+/* A [HEADS, Q_LEN, KV_LEN] mask broadcast over the batch: causal with a
+ * lead of 20, holes in a pattern per head, and one query row all false. */
+static void prepare_dense(const emu_case *c, prepared *p) {
+    int64_t H = c->heads, S = c->q_len, T = c->kv_len;
+    uint8_t *m = malloc((size_t)(H * S * T));
+    assert_non_null(m);
+    for (int64_t h = 0; h < H; h++)
+        for (int64_t q = 0; q < S; q++)
+            for (int64_t kv = 0; kv < T; kv++)
+                m[(h * S + q) * T + kv] = kv <= q + 20 && (q * 7 + kv * 13 + h) % 5 != 0 && q != 3;
+    int64_t dims[3] = {H, S, T};
+    fm_shape sh = {c->batch, H, S, T};
+    fm_build_options o = {.block_q = c->block_q, .block_kv = c->block_kv};
+    assert_int_equal(fm_blockmask_from_dense(m, FM_DENSE_BOOL, 3, dims, &sh, &o, NULL, &p->bm),
+                     FM_OK);
+    assert_true(fmc_input_is_bytes(&p->bm->bm->program->inputs[0]));
+    free(m);
+}
+
 static void prepare_case(const emu_case *c, prepared *p, tu_rng *r) {
+    memset(p, 0, sizeof *p);
+    if (!strcmp(c->file, DENSE_CASE)) {
+        prepare_dense(c, p);
+        return;
+    }
     char path[1024];
     snprintf(path, sizeof path, "%s/examples/masks/%s", FM_SOURCE_DIR, c->file);
     assert_int_equal(fm_compile_file(path, NULL, &p->prog), FM_OK);
@@ -201,7 +229,8 @@ static void run_case(const emu_case *c, prepared *p, emu_run_fn run, tu_rng *r) 
     prm.nqb = (int)bm->nqb, prm.block_q = (int)bm->block_q, prm.block_kv = (int)bm->block_kv;
     prm.bcast_batch = bm->bcast_batch, prm.bcast_heads = bm->bcast_heads, prm.stored_heads = (int)bm->stored_heads;
     assert_true(fmc_cuda_fill_env(bm->program, &bm->env, &prm.mask));
-    for (size_t i = 0; i < bm->program->ninputs; i++) prm.mask.inputs[i] = bm->env.inputs[i];
+    for (size_t i = 0; i < bm->program->ninputs; i++)
+        prm.mask.inputs[i] = fmc_env_input_data(bm->program, &bm->env, i);
     run(&prm, (unsigned)((S + FM_FWD_BLOCK_M - 1) / FM_FWD_BLOCK_M), (unsigned)H, (unsigned)B);
 
     fm_dtype dt = c->bf16 ? FM_BFLOAT16 : FM_FLOAT16;

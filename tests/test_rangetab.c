@@ -124,6 +124,88 @@ static void test_many_rows_match_brute_force(void **state) {
             check_shape(&r, shapes[i][0], shapes[i][1], kind, tu_cases(1000));
 }
 
+/* The same for byte inputs (dense imports: 128-element blocks): 0/1
+ * masks with runs, the whole byte range, and rare spikes, checked against
+ * brute force. */
+static void check_bytes(tu_rng *r, int64_t rows, int64_t len, int kind, int queries) {
+    compiled c = compile(rows == 1 ? "input a[KV_LEN]; mask m = a[kv] > 0;"
+                                   : "input a[Q_LEN, KV_LEN]; mask m = a[q, kv] > 0;");
+    c.p->inputs[0].elem_bytes = 1;
+    uint8_t *x = malloc((size_t)(rows * len));
+    assert_non_null(x);
+    uint8_t run = 0;
+    for (int64_t i = 0; i < rows * len; i++) {
+        if (kind == 0 && tu_rng_range(r, 0, 199) == 0) run ^= 1; /* long runs of 0 or 1 */
+        x[i] = kind == 0   ? run
+               : kind == 1 ? (uint8_t)tu_rng_range(r, 0, 255)
+               : tu_rng_range(r, 0, 999) ? 7
+                                          : (uint8_t)tu_rng_range(r, 0, 255);
+    }
+    int32_t gmin = 255, gmax = 0;
+    for (int64_t i = 0; i < rows * len; i++) {
+        gmin = x[i] < gmin ? x[i] : gmin;
+        gmax = x[i] > gmax ? x[i] : gmax;
+    }
+    const uint8_t *bytes[1] = {x};
+    int64_t dims[1][FMD_MAX_RANK] = {{0}};
+    if (rows == 1) dims[0][0] = len;
+    else dims[0][0] = rows, dims[0][1] = len;
+    /* No int32 table at all: a reader that ignored the width would crash. */
+    fmc_env env = {.batch = 1, .heads = 1, .q_len = rows, .kv_len = len, .bytes = bytes,
+                   .input_dims = (const int64_t(*)[FMD_MAX_RANK])dims};
+    fmc_rtab *t = fmc_rtab_build(c.p, &env);
+    assert_non_null(t);
+    int32_t mn, mx;
+    fmc_rtab_global(t, 0, &mn, &mx);
+    assert_int_equal(mn, gmin);
+    assert_int_equal(mx, gmax);
+    for (int k = 0; k < queries + rows; k++) {
+        /* Random ranges, half short and half long, then each whole row. */
+        bool whole = k >= queries;
+        int64_t row = whole ? k - queries : tu_rng_range(r, 0, rows - 1);
+        int64_t lo = whole ? 0 : tu_rng_range(r, 0, len - 1);
+        int64_t hi = whole    ? len - 1
+                     : k % 2 ? tu_rng_range(r, lo, len - 1)
+                             : tu_rng_range(r, lo, lo + 300 < len ? lo + 300 : len - 1);
+        const uint8_t *y = x + row * len;
+        int32_t a = y[lo], b = y[lo];
+        for (int64_t i = lo; i <= hi; i++) {
+            a = y[i] < a ? y[i] : a;
+            b = y[i] > b ? y[i] : b;
+        }
+        fmc_rtab_query(t, 0, row, lo, hi, &mn, &mx);
+        if (mn != a || mx != b)
+            fail_msg("bytes, rows %lld len %lld: row %lld [%lld, %lld]: got [%d, %d], want "
+                     "[%d, %d]",
+                     (long long)rows, (long long)len, (long long)row, (long long)lo, (long long)hi,
+                     mn, mx, a, b);
+        if (!whole) continue;
+        bool up = true, down = true;
+        for (int64_t i = 1; i < len; i++) {
+            up &= y[i] == y[i - 1] || y[i] == y[i - 1] + 1;
+            down &= y[i] == y[i - 1] || y[i] + 1 == y[i - 1];
+        }
+        assert_int_equal(fmc_rtab_row_monotone(t, 0, row), up || down);
+    }
+    fmc_rtab_free(t);
+    free(x);
+    fmc_program_free(c.p);
+    fmd_program_free(c.ast);
+}
+
+static void test_byte_inputs_match_brute_force(void **state) {
+    (void)state;
+    tu_rng r = {13};
+    const int64_t lens[] = {1, 2, 127, 128, 129, 255, 256, 257, 4095, 4096, 4097, 8191, 70001};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+        for (int kind = 0; kind < 3; kind++) check_bytes(&r, 1, lens[i], kind, tu_cases(1000));
+    const int64_t shapes[][2] = {{2, 1},    {3, 129},  {5, 256},  {7, 4095}, {4, 4096},
+                                 {3, 8192}, {2, 8193}, {3, 9000}, {2, 16383}, {2, 70001}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int kind = 0; kind < 3; kind++)
+            check_bytes(&r, shapes[i][0], shapes[i][1], kind, tu_cases(1000));
+}
+
 static void test_monotone_rows(void **state) {
     (void)state;
     compiled c = compile("input a[Q_LEN, KV_LEN]; mask m = a[q, kv] > 0;");
@@ -148,6 +230,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_one_row_matches_brute_force),
         cmocka_unit_test(test_many_rows_match_brute_force),
         cmocka_unit_test(test_monotone_rows),
+        cmocka_unit_test(test_byte_inputs_match_brute_force),
     };
     return TU_RUN(tests, argc, argv);
 }

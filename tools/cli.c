@@ -1,5 +1,6 @@
-/* Parsing the common flags. Every malformed flag is a usage error (exit 2)
- * naming the flag; nothing here touches the mask file. */
+/* Parsing the common flags, and printing every tool error in one form.
+ * Every malformed flag is a usage error (exit 2) naming the flag; nothing
+ * here touches the mask file. */
 #include "tools/cli.h"
 
 #include <stdio.h>
@@ -7,73 +8,108 @@
 #include <string.h>
 
 #include "dsl/diag.h"
+#include "runtime/api_internal.h"
 
-const char fmcli_common_help[] =
-    "  --mask NAME           which `mask` of the file (default: the last one)\n"
-    "  --q-len N             number of query positions (required)\n"
-    "  --kv-len N            number of key/value positions (default: --q-len)\n"
-    "  --batch N             batch size (default 1)\n"
+/* The common flags' help, in pieces so that a subcommand that reads the
+ * shape from its arrays can say so without a second copy of the rest. */
+#define HELP_MASK "  --mask NAME           which `mask` of the file (default: the last one)\n"
+#define HELP_SHAPE                                                                                 \
+    "  --q-len N             number of query positions (required)\n"                               \
+    "  --kv-len N            number of key/value positions (default: --q-len)\n"                   \
+    "  --batch N             batch size (default 1)\n"                                             \
     "  --heads N             number of query heads (default 1)\n"
-    "  --block N             both block sizes (default 128)\n"
-    "  --block-q N           query block size (default 128)\n"
-    "  --block-kv N          key/value block size (default 128)\n"
-    "  -D NAME=VALUE         set a `param` (also -DNAME=VALUE; repeatable);\n"
-    "                        VALUE is an integer such as 256, -1 or 131_072\n"
-    "  --input NAME=v0,v1,.. bind a rank-1 `input` to a list of integers\n"
-    "  --input NAME=@F.npy   bind an `input` of any rank to a NumPy file\n"
-    "                        (int32 or int64, C order, values within int32)\n"
-    "  --max-evaluations N   stop the build (exit 1) when it would evaluate the\n"
-    "                        mask at more than N positions (default 0: no bound;\n"
-    "                        set one for masks or shapes from untrusted sources)\n"
-    "  --memory-budget SIZE  bytes the BlockMask's tile lists may take: an\n"
-    "                        integer, optionally with K, M or G (powers of 1024)\n"
-    "                        (default 1G); past it the build stops (exit 1)\n"
-    "  --diagnostics text|json  how errors are printed (default text)\n";
+#define HELP_SHAPE_FROM_ARRAYS                                                                     \
+    "  --q-len N             number of query positions (optional: Q's dimension 2)\n"              \
+    "  --kv-len N            number of key/value positions (optional: K's dimension 2)\n"          \
+    "  --batch N             batch size (optional: Q's dimension 0)\n"                             \
+    "  --heads N             number of query heads (optional: Q's dimension 1)\n"
+#define HELP_REST                                                                                  \
+    "  --block N             both block sizes (default 128)\n"                                     \
+    "  --block-q N           query block size (default 128)\n"                                     \
+    "  --block-kv N          key/value block size (default 128)\n"                                 \
+    "  -D NAME=VALUE         set a `param` (also -DNAME=VALUE; repeatable);\n"                     \
+    "                        VALUE is an integer such as 256, -1 or 131_072\n"                     \
+    "  --input NAME=v0,v1,.. bind a rank-1 `input` to a list of integers\n"                        \
+    "  --input NAME=@F.npy   bind an `input` of any rank to a NumPy file\n"                        \
+    "                        (int32 or int64, C order, values within int32)\n"                     \
+    "  --max-evaluations N   stop the build (exit 1) when it would evaluate the\n"                 \
+    "                        mask at more than N positions (default 0: no bound;\n"                \
+    "                        set one for masks or shapes from untrusted sources)\n"                \
+    "  --memory-budget SIZE  bytes the BlockMask's tile lists may take: an\n"                      \
+    "                        integer, optionally with K, M or G (powers of 1024)\n"                \
+    "                        (default 1G); past it the build stops (exit 1)\n"                     \
+    "  --diagnostics text|json  how errors are printed (default text)\n"
 
-static void emit(const fmcli_common *c, const char *hint, const char *fmt, va_list ap) {
+const char fmcli_common_help[] = HELP_MASK HELP_SHAPE HELP_REST;
+const char fmcli_common_help_shape_from_arrays[] = HELP_MASK HELP_SHAPE_FROM_ARRAYS HELP_REST;
+
+/* Renders one message; one with no place in a mask file is prefixed with
+ * the program, unless it already names it. */
+static void render_one(const fmcli_common *c, const fmd_diag *x) {
+    fmd_diag view = *x;
+    char *msg = NULL;
+    size_t plen = strlen(c->prog);
+    const char *m = x->message ? x->message : "";
+    if (!x->file && !(strncmp(m, c->prog, plen) == 0 && m[plen] == ':')) {
+        size_t n = plen + 2 + strlen(m) + 1;
+        msg = malloc(n);
+        if (msg) {
+            snprintf(msg, n, "%s: %s", c->prog, m);
+            view.message = msg;
+        }
+    }
+    if (c->json_diags)
+        fmd_diag_render_json(&view, stderr);
+    else
+        fmd_diag_render_text(&view, stderr);
+    free(msg);
+}
+
+void fmcli_render_diags(const fmcli_common *c, const fmd_diags *d) {
+    fflush(stdout);
+    for (size_t i = 0; i < d->count; i++)
+        render_one(c, &d->items[i]);
+    if (d->truncated && !c->json_diags)
+        fprintf(stderr, "error: %s: too many errors (%zu shown); stopping\n", c->prog,
+                d->max_errors);
+}
+
+static void emitv(const fmcli_common *c, const char *hint, const char *fmt, va_list ap) {
     fmd_diags d;
     fmd_diags_init(&d);
     fmd_diag_addv(&d, FMD_ERROR, NULL, (fmd_span){0, 0}, hint, fmt, ap);
-    fflush(stdout);
-    fmd_diags_render(&d, stderr, c->json_diags);
+    fmcli_render_diags(c, &d);
     fmd_diags_clear(&d);
 }
 
-int fmcli_usage_error(const fmcli_common *c, const char *fmt, ...) {
-    char msg[1024];
+void fmcli_error(const fmcli_common *c, const char *hint, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    emitv(c, hint, fmt, ap);
     va_end(ap);
+}
+
+int fmcli_usage_error(const fmcli_common *c, const char *fmt, ...) {
     char hint[256];
     snprintf(hint, sizeof hint, "run '%s --help' for the flags", c->prog);
-    fmd_diags d;
-    fmd_diags_init(&d);
-    fmd_diag_add(&d, FMD_ERROR, NULL, (fmd_span){0, 0}, hint, "%s: %s", c->prog, msg);
-    fflush(stdout);
-    fmd_diags_render(&d, stderr, c->json_diags);
-    fmd_diags_clear(&d);
+    va_list ap;
+    va_start(ap, fmt);
+    emitv(c, hint, fmt, ap);
+    va_end(ap);
     return FMCLI_EXIT_USAGE;
 }
 
 int fmcli_input_error(const fmcli_common *c, const char *hint, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    emit(c, hint, fmt, ap);
+    emitv(c, hint, fmt, ap);
     va_end(ap);
     return FMCLI_EXIT_INPUT;
 }
 
 void fmcli_print_diags(const fmcli_common *c, const fm_diagnostics *diags) {
     if (!diags || fm_diagnostics_count(diags) == 0) return;
-    char *text = fm_diagnostics_format(diags, c->json_diags);
-    fflush(stdout);
-    if (text) {
-        fputs(text, stderr);
-        fm_free(text);
-    } else {
-        fputs("error: out of memory while formatting diagnostics\n", stderr);
-    }
+    fmcli_render_diags(c, &diags->d);
 }
 
 void fmcli_init(fmcli_common *c, const char *prog, int argc, char **argv) {

@@ -80,8 +80,15 @@ typedef enum fmcli_size_result {
  * by K, M or G (powers of 1024), within int64. */
 fmcli_size_result fmcli_parse_size(const char *s, int64_t *out);
 
-/* Prints a usage error ("PROG: MESSAGE" plus a pointer to --help) in the
- * chosen diagnostics form. Returns FMCLI_EXIT_USAGE. */
+/* Every error a tool prints that has no place in a mask file reads
+ * "error: PROG: MESSAGE" (then a hint line, if any); one with a place
+ * reads "FILE:LINE:COL: error: MESSAGE" as the CLI contract fixes. */
+
+/* Prints such an error in the chosen diagnostics form. */
+void fmcli_error(const fmcli_common *c, const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prints a usage error (with a pointer to --help) in the chosen
+ * diagnostics form. Returns FMCLI_EXIT_USAGE. */
 int fmcli_usage_error(const fmcli_common *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Prints an error about the mask, a param or an input (no source
@@ -90,6 +97,9 @@ int fmcli_input_error(const fmcli_common *c, const char *hint, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 /* Prints every message of diags to stderr in the chosen form. */
 void fmcli_print_diags(const fmcli_common *c, const fm_diagnostics *diags);
+struct fmd_diags;
+/* The same for the internal collection (compile, .npy and JIT messages). */
+void fmcli_render_diags(const fmcli_common *c, const struct fmd_diags *diags);
 
 /* Checks what a BlockMask build needs: a mask file and --q-len. Prints a
  * usage error and returns FMCLI_EXIT_USAGE when missing, else 0. */
@@ -119,5 +129,8 @@ void fmcli_session_free(fmcli_session *s);
 
 /* Text for a subcommand's --help: the common flags, one per line. */
 extern const char fmcli_common_help[];
+/* The same for a subcommand that takes the shape from its arrays (fmc
+ * attend), where the shape flags are optional. */
+extern const char fmcli_common_help_shape_from_arrays[];
 
 #endif

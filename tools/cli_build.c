@@ -50,8 +50,16 @@ static int bind_input(const fmcli_common *c, fmcli_session *s, const fmcli_input
     size_t idx;
     if (!mask_input_index(s->mask, in->name, &idx)) {
         if (file_declares(s, in->name, true)) return 0;
-        return fmcli_input_error(c, NULL, "%s: mask '%s' does not read an input named '%s'",
-                                 c->file, fm_mask_name(s->mask), in->name);
+        /* The library words this error (what the file declares, a
+         * did-you-mean, where); an empty array can fail only on the name. */
+        static const int64_t no_dims[1] = {0};
+        fm_diagnostics_clear(s->diags);
+        fm_bindings_set_input(s->bindings, in->name, NULL, 1, no_dims, FM_COPY, s->diags);
+        fmcli_print_diags(c, s->diags);
+        if (!fm_diagnostics_count(s->diags))
+            fmcli_input_error(c, NULL, "%s: mask '%s' reads no input named '%s'", c->file,
+                              fm_mask_name(s->mask), in->name);
+        return FMCLI_EXIT_INPUT;
     }
     size_t want_rank = fm_mask_input_rank(s->mask, idx);
     const int32_t *data;

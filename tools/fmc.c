@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "flexmask.h"
+#include "runtime/api_names.h"
+#include "tools/cli.h"
 #include "tools/fmc_cmds.h"
 
 typedef struct subcommand {
@@ -52,7 +54,15 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "fmc: unknown subcommand '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    const char *names[sizeof commands / sizeof commands[0]];
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        names[i] = commands[i].name;
+    const char *near = fmr_closest_name(argv[1], names, sizeof names / sizeof names[0]);
+    char hint[128];
+    snprintf(hint, sizeof hint, "%s%s%srun 'fmc --help' for the subcommands",
+             near ? "did you mean '" : "", near ? near : "", near ? "'? " : "");
+    fmcli_common c;
+    fmcli_init(&c, "fmc", argc, argv);
+    fmcli_error(&c, hint, "unknown subcommand '%s'", argv[1]);
+    return FMCLI_EXIT_USAGE;
 }

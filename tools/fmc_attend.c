@@ -52,7 +52,7 @@ static void usage(FILE *out) {
             "\n"
             "Exit status: 0 ok, 1 the mask, a param, an input or an array is wrong (or\n"
             "the device asked for is unavailable), 2 bad usage.\n",
-            fmcli_common_help);
+            fmcli_common_help_shape_from_arrays);
 }
 
 typedef struct attend_opts {
@@ -64,8 +64,7 @@ typedef struct attend_opts {
 
 /* Prints the messages of d in the chosen form and clears it. */
 static void flush_diags(const fmcli_common *c, fmd_diags *d) {
-    fflush(stdout);
-    fmd_diags_render(d, stderr, c->json_diags);
+    fmcli_render_diags(c, d);
     fmd_diags_clear(d);
 }
 
@@ -214,14 +213,14 @@ static int open_device(const fmcli_common *c, const attend_opts *o, fm_device **
         char why[512];
         if (!fm_cuda_available(why, sizeof why))
             return fmcli_input_error(c, "use --device cpu (or auto) to run on the CPU",
-                                     "fmc attend: the GPU path is unavailable: %s", why);
+                                     "the GPU path is unavailable: %s", why);
     }
     fm_diagnostics *d = fm_diagnostics_create();
     fm_status st = fm_device_open(kind, d, dev);
     if (st != FM_OK) {
         fmcli_print_diags(c, d);
         fm_diagnostics_free(d);
-        return fmcli_input_error(c, NULL, "fmc attend: cannot open the %s device: %s", name,
+        return fmcli_input_error(c, NULL, "cannot open the %s device: %s", name,
                                  fm_status_string(st));
     }
     fm_diagnostics_free(d);
@@ -294,7 +293,7 @@ int fmc_cmd_attend(int argc, char **argv) {
     if (!rc) {
         out = malloc(q.count * sizeof *out);
         if (o.lse) lse = malloc((q.count / (size_t)q.shape[3]) * sizeof *lse);
-        if (!out || (o.lse && !lse)) rc = fmcli_input_error(&c, NULL, "fmc attend: out of memory");
+        if (!out || (o.lse && !lse)) rc = fmcli_input_error(&c, NULL, "out of memory");
     }
     if (!rc) {
         fm_attention_args a;
@@ -315,8 +314,7 @@ int fmc_cmd_attend(int argc, char **argv) {
         if (st != FM_OK) {
             fmcli_print_diags(&c, s.diags);
             if (fm_diagnostics_count(s.diags) == 0)
-                fmcli_input_error(&c, NULL, "fmc attend: attention failed: %s",
-                                  fm_status_string(st));
+                fmcli_input_error(&c, NULL, "attention failed: %s", fm_status_string(st));
             rc = FMCLI_EXIT_INPUT;
         }
     }

@@ -202,7 +202,7 @@ int fmc_cmd_blockmask(int argc, char **argv) {
         else
             print_text(s.blockmask, name, &info);
         if (fflush(stdout) != 0 || ferror(stdout)) {
-            fprintf(stderr, "fmc blockmask: error writing the output\n");
+            fmcli_error(&c, NULL, "cannot write the output");
             rc = FMCLI_EXIT_INPUT;
         }
     }

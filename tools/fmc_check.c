@@ -89,7 +89,7 @@ static int parse_options(const char *prog, const char *help, int argc, char **ar
 
 /* Reads, parses and checks one file, reporting its errors on stderr.
  * Returns the checked program, or NULL when there was any error. */
-static fmd_program *load(const char *path, bool json) {
+static fmd_program *load(const fmcli_common *c, const char *path) {
     fmd_diags diags;
     fmd_diags_init(&diags);
     fmd_program *prog = NULL;
@@ -105,7 +105,7 @@ static fmd_program *load(const char *path, bool json) {
         }
     }
     fmd_diags_sort(&diags, 0);
-    fmd_diags_render(&diags, stderr, json);
+    fmcli_render_diags(c, &diags);
     fmd_diags_clear(&diags);
     return prog;
 }
@@ -117,7 +117,7 @@ int fmc_cmd_check(int argc, char **argv) {
     if (rc < 0) {
         rc = 0;
         for (int i = 0; i < o.nfiles; i++) {
-            fmd_program *p = load(o.files[i], o.c.json_diags);
+            fmd_program *p = load(&o.c, o.files[i]);
             if (!p) rc = 1;
             fmd_program_free(p);
         }
@@ -135,9 +135,9 @@ int fmc_cmd_print(int argc, char **argv) {
         rc = fmcli_usage_error(&o.c, "more than one mask file given ('%s' and '%s')", o.files[0],
                                o.files[1]);
     if (rc < 0) {
-        fmd_program *p = load(o.files[0], o.c.json_diags);
+        fmd_program *p = load(&o.c, o.files[0]);
         char *text = p ? fmd_print(p) : NULL;
-        if (p && !text) fmcli_input_error(&o.c, NULL, "fmc print: out of memory");
+        if (p && !text) fmcli_input_error(&o.c, NULL, "out of memory");
         if (text) fputs(text, stdout);
         rc = text ? 0 : 1;
         free(text);

@@ -26,7 +26,7 @@ typedef struct opts {
 static void usage(FILE *out, bool ptx) {
     if (!ptx)
         fprintf(out,
-                "usage: fmc cuda FILE [--mask NAME] [--full]\n"
+                "usage: fmc cuda FILE [--mask NAME] [--full] [--diagnostics text|json]\n"
                 "\n"
                 "Prints the CUDA C source generated for a mask: a device function\n"
                 "fm_mask_eval(env, b, h, q, kv) as flat straight-line code. Shapes, param\n"
@@ -37,14 +37,14 @@ static void usage(FILE *out, bool ptx) {
                 "  --mask NAME           which mask of the file (default: the last one)\n"
                 "  --full                print the whole NVRTC input: the generated text\n"
                 "                        followed by the forward kernel template\n"
-                "  --diagnostics text|json\n"
+                "  --diagnostics text|json  how errors are printed (default text)\n"
                 "  -h, --help            this text\n"
                 "\n"
                 "Exit status: 0 ok, 1 the mask file is wrong, 2 bad usage.\n");
     else
         fprintf(out,
                 "usage: fmc ptx FILE [--mask NAME] [--arch sm_XX] [--head-dim 64|128]\n"
-                "                    [--dtype bf16|fp16] [--int32]\n"
+                "                    [--dtype bf16|fp16] [--int32] [--diagnostics text|json]\n"
                 "\n"
                 "Compiles the mask's forward kernel with NVRTC to PTX and to a CUBIN for\n"
                 "the architecture, prints the PTX, then for each kernel its registers,\n"
@@ -58,7 +58,7 @@ static void usage(FILE *out, bool ptx) {
                 "  --head-dim 64|128     the kernel variant's head dim (default 128)\n"
                 "  --dtype bf16|fp16     the kernel variant's input type (default bf16)\n"
                 "  --int32               the mask's 32-bit arithmetic variant\n"
-                "  --diagnostics text|json\n"
+                "  --diagnostics text|json  how errors are printed (default text)\n"
                 "  -h, --help            this text\n"
                 "\n"
                 "Exit status: 0 ok, 1 the mask file is wrong or NVRTC is unavailable or\n"
@@ -137,7 +137,7 @@ static int generate(int argc, char **argv, bool ptx, fmcli_common *c, fmcli_sess
     fmd_diags_init(&d);
     *text = fmc_codegen_cuda(s->mask->shared->program, len, &d);
     if (!*text) {
-        fmd_diags_render(&d, stderr, c->json_diags);
+        fmcli_render_diags(c, &d);
         fmd_diags_clear(&d);
         return FMCLI_EXIT_INPUT;
     }
@@ -147,7 +147,7 @@ static int generate(int argc, char **argv, bool ptx, fmcli_common *c, fmcli_sess
 
 static int finish(int rc, fmcli_common *c, fmcli_session *s, char *text) {
     if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
-        fprintf(stderr, "%s: error writing the output\n", c->prog);
+        fmcli_error(c, NULL, "cannot write the output");
         rc = FMCLI_EXIT_INPUT;
     }
     free(text);
@@ -180,8 +180,12 @@ int fmc_cmd_ptx(int argc, char **argv) {
             usage(stdout, true);
             return 0;
         }
-    fprintf(stderr, "fmc ptx: this fmc was built without CUDA support (the CUDA Toolkit was not "
-                    "found at build time), so it cannot compile kernels\n");
+    fmcli_common c;
+    fmcli_init(&c, "fmc ptx", argc, argv);
+    fmcli_error(&c, NULL,
+                "this fmc was built without CUDA support (the CUDA Toolkit was not found at "
+                "build time), so it cannot compile kernels");
+    fmcli_free(&c);
     (void)generate;
     (void)finish;
     return FMCLI_EXIT_INPUT;
@@ -195,7 +199,7 @@ int fmc_cmd_ptx(int argc, char **argv) {
     if (rc) return finish(rc, &c, &s, text);
     char why[512];
     if (!fmr_nvrtc_available(why, sizeof why)) {
-        fprintf(stderr, "fmc ptx: %s\n", why);
+        fmcli_error(&c, NULL, "%s", why);
         return finish(FMCLI_EXIT_INPUT, &c, &s, text);
     }
     fmr_kernel_config cfg = {.head_dim = o.head_dim, .bf16 = !o.fp16, .int32 = o.int32, .arch = o.arch};
@@ -206,7 +210,7 @@ int fmc_cmd_ptx(int argc, char **argv) {
     fm_status st = fmr_jit_ptx(text, len, &cfg, &ptx, &log, &d);
     if (st == FM_OK) st = fmr_jit_compile(NULL, text, len, &cfg, false, &bin, &d);
     if (st != FM_OK) {
-        fmd_diags_render(&d, stderr, c.json_diags);
+        fmcli_render_diags(&c, &d);
         fmd_diags_clear(&d);
         free(ptx);
         free(log);

@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
         if (!rc && !check && !fmviz_print_stats(&v)) rc = FMCLI_EXIT_INPUT;
         if (!rc && check) rc = fmviz_check(&v);
         if (fflush(stdout) != 0 || ferror(stdout)) {
-            fprintf(stderr, "fmviz: error writing the output\n");
+            fmcli_error(&v.c, NULL, "cannot write the output");
             if (!rc) rc = FMCLI_EXIT_INPUT;
         }
     }

@@ -210,7 +210,7 @@ int fmviz_check(const fmviz *v) {
     free(cls);
     if (k.failed) {
         fflush(stdout);
-        fprintf(stderr, "fmviz: the BlockMask could not be read or evaluated (a bug)\n");
+        fmcli_error(&v->c, NULL, "the BlockMask could not be read or evaluated (a bug)");
         return 4;
     }
     for (int64_t b = 0; b < v->stored_batch; b++)

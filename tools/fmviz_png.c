@@ -179,7 +179,7 @@ int fmviz_write_png(const fmviz *v, const char *path) {
     }
     if (!ok) {
         free(cv.px);
-        fprintf(stderr, "fmviz: the BlockMask could not be read or evaluated (a bug)\n");
+        fmcli_error(&v->c, NULL, "the BlockMask could not be read or evaluated (a bug)");
         return 4;
     }
     char desc[512], err[600];

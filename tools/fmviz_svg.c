@@ -242,7 +242,7 @@ int fmviz_write_svg(const fmviz *v, const char *path) {
     if (fclose(f) != 0) werr = true;
     if (!ok) {
         if (removable) remove(path);
-        fprintf(stderr, "fmviz: the BlockMask could not be read or evaluated (a bug)\n");
+        fmcli_error(&v->c, NULL, "the BlockMask could not be read or evaluated (a bug)");
         return 4;
     }
     if (werr) {

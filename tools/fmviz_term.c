@@ -142,8 +142,8 @@ void fmviz_print_picture(const fmviz *v) {
         for (int64_t h = 0; h < v->stored_heads; h++) {
             fmv_grid g;
             if (!fmv_grid_build(v, b, h, v->max_rows, v->max_cols, true, &g)) {
-                fprintf(stderr, "fmviz: out of memory drawing slice b=%" PRId64 " h=%" PRId64 "\n",
-                        b, h);
+                fmcli_error(&v->c, NULL, "out of memory drawing slice b=%" PRId64 " h=%" PRId64,
+                            b, h);
                 continue;
             }
             if (first) {

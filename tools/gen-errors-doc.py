@@ -63,6 +63,7 @@ def i64(*v):
 # written by the command itself (printf), so the page shows how to make them.
 W = b"param w;\nmask m = kv <= q && q - kv < w;\n"
 DOC = b"input doc[KV_LEN];\nmask m = doc[kv] == doc[q] && kv <= q;\n"
+SW = b"param window = 256;\nlet causal = kv <= q;\nmask m = causal && q - kv < window;\n"
 SECTIONS = [
     ("Reading mask files", "fmc check, print, blockmask, cuda, ptx and fmviz read mask files the same way.", [
         ("no_such_file", "the file does not exist", {}, "fmc check missing.mask"),
@@ -81,15 +82,19 @@ SECTIONS = [
     ("Params and inputs", "Binding errors: exit status 1.", [
         ("param_without_value", "a param with no default and no -D", {"w.mask": W},
          "fmc blockmask w.mask --q-len 8"),
-        ("param_not_declared", "-D for a name the mask does not use", {"w.mask": W},
+        ("param_not_declared", "-D for a name the file does not declare", {"w.mask": W},
          "fmc blockmask w.mask --q-len 8 -D w=2 -D width=3"),
+        ("param_misspelt", "-D for a name close to a declared one", {"sw.mask": SW},
+         "fmc blockmask sw.mask --q-len 8 -D windw=3"),
+        ("param_not_a_param", "-D for a name declared as something else", {"sw.mask": SW},
+         "fmc blockmask sw.mask --q-len 8 -D causal=1"),
         ("param_out_of_range", "a -D value past 64 bits", {"w.mask": W},
          "fmc blockmask w.mask --q-len 8 -D w=9223372036854775808"),
         ("input_not_bound", "an input the mask reads has no --input", {"doc.mask": DOC},
          "fmc blockmask doc.mask --q-len 8"),
         ("input_wrong_length", "an input of the wrong size", {"doc.mask": DOC},
          "fmc blockmask doc.mask --q-len 8 --input doc=0,0,1,1"),
-        ("input_not_declared", "--input for a name the mask does not read", {"doc.mask": DOC},
+        ("input_not_declared", "--input for a name the file does not declare", {"doc.mask": DOC},
          "fmc blockmask doc.mask --q-len 4 --input doc=0,0,1,1 --input id=1,2"),
         ("input_value_range", "a list value outside int32", {"doc.mask": DOC},
          "fmc blockmask doc.mask --q-len 2 --input doc=0,2147483648"),
@@ -169,11 +174,12 @@ SECTIONS = [
         ("json_safety_error", "a safety error as JSON",
          {"doc.mask": b"input doc[KV_LEN];\nmask m = doc[kv + 1] == doc[kv];\n"},
          "fmc blockmask doc.mask --q-len 4 --input doc=0,0,1,1 --diagnostics json"),
-        ("json_binding_error", "an error with no place in the file, as JSON", {"w.mask": W},
+        ("json_binding_error", "a binding error as JSON", {"w.mask": W},
          "fmviz w.mask --q-len 8 --diagnostics json"),
     ]),
     ("Command-line usage", "Bad usage of the programs themselves: exit status 2.", [
         ("unknown_subcommand", "an unknown subcommand", {}, "fmc frobnicate"),
+        ("misspelt_subcommand", "a misspelt subcommand", {}, "fmc chek c.mask"),
         ("unknown_flag", "an unknown flag", {"c.mask": b"mask m = kv <= q;\n"}, "fmc blockmask c.mask --q-len 8 --qlen 8"),
         ("flag_without_value", "a flag without its value", {"c.mask": b"mask m = kv <= q;\n"}, "fmc blockmask c.mask --q-len"),
         ("malformed_number", "a malformed number", {"c.mask": b"mask m = kv <= q;\n"}, "fmc blockmask c.mask --q-len 8k"),
@@ -271,7 +277,8 @@ def main():
            "compares the output byte for byte, so this page cannot go stale.\n",
            "Messages follow one form: `FILE:LINE:COL: error: MESSAGE`, the source line,\n"
            "a caret line under the offending text, and sometimes a `hint:` line.\n"
-           "Errors with no place in a mask file start with `error:`. With\n"
+           "Errors with no place in a mask file start with `error:` and the\n"
+           "program (`error: fmc blockmask: MESSAGE`). With\n"
            "`--diagnostics json` each error is one JSON object per line instead.\n"
            "Exit status (docs/cli.md): 0 ok, 1 the mask file, a param or an input is\n"
            "wrong, 2 bad usage, 3 a check found a mismatch.\n",
