@@ -122,6 +122,16 @@ bool fmc_program_assign_rows(fmc_program *p);
 /* Lowers mask `name` (NULL: the last mask) of a checked program. Returns
  * NULL with an error in diags when the mask does not exist or memory runs out. */
 fmc_program *fmc_lower(const fmd_program *prog, const char *name, fmd_diags *diags);
+/* Why fmc_lower_why returned NULL (FMC_LOWER_OK when it did not). */
+typedef enum fmc_lower_failure {
+    FMC_LOWER_OK,
+    FMC_LOWER_INVALID,   /* no such mask, or the mask is not a checked bool */
+    FMC_LOWER_LIMIT,     /* too large after inlining its lets */
+    FMC_LOWER_NO_MEMORY,
+} fmc_lower_failure;
+/* fmc_lower, also saying why it failed (why may be NULL). */
+fmc_program *fmc_lower_why(const fmd_program *prog, const char *name, fmd_diags *diags,
+                           fmc_lower_failure *why);
 void fmc_program_free(fmc_program *p);
 const char *fmc_op_name(fmc_op op);
 int fmc_op_nargs(fmc_op op); /* -1 for LOAD */

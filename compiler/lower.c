@@ -499,6 +499,14 @@ oom:
 }
 
 fmc_program *fmc_lower(const fmd_program *prog, const char *name, fmd_diags *diags) {
+    return fmc_lower_why(prog, name, diags, NULL);
+}
+
+fmc_program *fmc_lower_why(const fmd_program *prog, const char *name, fmd_diags *diags,
+                           fmc_lower_failure *why) {
+    fmc_lower_failure unused;
+    if (!why) why = &unused;
+    *why = FMC_LOWER_INVALID;
     if (!prog) return NULL;
     const fmd_decl *mask = select_mask(prog, name, diags);
     if (!mask) return NULL;
@@ -531,5 +539,9 @@ fmc_program *fmc_lower(const fmd_program *prog, const char *name, fmd_diags *dia
         fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
                      "out of memory while lowering mask '%s'", mask->name);
     lowerer_free(&L);
+    *why = p ? FMC_LOWER_OK
+           : L.too_big ? FMC_LOWER_LIMIT
+           : L.oom     ? FMC_LOWER_NO_MEMORY
+                       : FMC_LOWER_INVALID;
     return p;
 }

@@ -142,7 +142,12 @@ int32_t fmc_lw_emit_raw(lowerer *L, const fmc_insn *x, const fmd_span *argsp) {
         }
         s = (s + 1) & (L->htcap - 1);
     }
-    for (int32_t j = head; j >= 0; j = L->chain[j])
+    /* The most recent instances only: a mask whose lets are used under
+     * many different guards makes long chains, and a full scan per
+     * emission is quadratic (minutes). Missing a share costs one more
+     * instruction, never correctness. */
+    int scanned = 0;
+    for (int32_t j = head; j >= 0 && scanned < MEMO_SCAN; j = L->chain[j], scanned++)
         if (fmc_lw_implies(L, x->guard, L->insns[j].guard)) return j;
     if (L->count >= LOWER_MAX_INSNS) {
         L->too_big = true;
@@ -213,8 +218,9 @@ int32_t fmc_lw_emit(lowerer *L, fmc_op op, fmd_type type, const int32_t *args, i
         if (args[0] == args[1]) return args[0];
         break;
     case FMC_OP_SELECT:
+        /* Equal branches do not make the condition dead: it is evaluated,
+         * and its reads and divisions must stay checked. */
         if (k0) return c0 ? args[1] : args[2];
-        if (args[1] == args[2]) return args[1];
         break;
     default: break;
     }

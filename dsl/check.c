@@ -247,9 +247,11 @@ static fmd_type check_name(checker *c, fmd_expr *e) {
 
 static fmd_type check_unary(checker *c, fmd_expr *e) {
     fmd_expr *x = e->u.unary.operand;
-    if (e->u.unary.op == FMD_UNOP_NEG && x->kind == FMD_EXPR_INT) {
+    if (e->u.unary.op == FMD_UNOP_NEG && x->kind == FMD_EXPR_INT && !x->paren) {
         /* -9223372036854775808 is in range although its digits alone are not;
-         * the literal itself is then left unfolded, the negation holds it. */
+         * the literal itself is then left unfolded, the negation holds it.
+         * In parentheses the literal is a value of its own, and 2^63 is not
+         * one. */
         uint64_t m = x->u.lit.magnitude;
         if (x->u.lit.overflow || m > (uint64_t)INT64_MAX + 1) {
             error(c, e->span, FMD_INT_RANGE_HINT, "integer literal out of the 64-bit range");
@@ -551,8 +553,10 @@ static void check_dims(checker *c, fmd_decl *d) {
     for (size_t k = 0; k < d->rank; k++) {
         fmd_dim *dim = &d->dims[k];
         if (dim->kind == FMD_DIM_LITERAL) {
-            if (dim->value <= 0)
-                error(c, dim->span, NULL, "dimension of input '%s' must be positive, found %lld",
+            /* 0 is a valid (empty) array, as for a dimension from a param:
+             * refusing it would refuse masks that never read the input. */
+            if (dim->value < 0)
+                error(c, dim->span, NULL, "dimension of input '%s' cannot be negative, found %lld",
                       d->name, (long long)dim->value);
             continue;
         }

@@ -233,9 +233,13 @@ FM_API fm_status fm_mask_select(const fm_program *program, const char *name,
     }
     fmd_diags scratch;
     fmd_diags *d = fmr_diags_of(diags, &scratch);
-    fmc_program *p = fmc_lower(program->ast, name, d);
+    fmc_lower_failure why;
+    fmc_program *p = fmc_lower_why(program->ast, name, d, &why);
     fmr_diags_done(diags, &scratch);
-    if (!p) return FM_ERR_NO_MEMORY;
+    if (!p)
+        return why == FMC_LOWER_LIMIT     ? FM_ERR_LIMIT
+               : why == FMC_LOWER_INVALID ? FM_ERR_COMPILE
+                                          : FM_ERR_NO_MEMORY;
     fm_mask *m = calloc(1, sizeof *m);
     fmr_shared_program *s = calloc(1, sizeof *s);
     if (!m || !s) {

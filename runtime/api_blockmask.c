@@ -245,12 +245,10 @@ static fm_status bind_values(fm_blockmask *m, const fm_bindings *b, fm_shape s, 
         }
         int64_t want[FMD_MAX_RANK];
         bool ok = in->rank == info->rank, negative = false;
-        int64_t count = 1;
         for (size_t k = 0; k < info->rank; k++) {
             want[k] = fmc_dim_value(&info->dims[k], &dims_env);
             if (ok && in->dims[k] != want[k]) ok = false;
             negative |= want[k] < 0;
-            count *= want[k] > 0 ? want[k] : 1;
         }
         if (negative) {
             char exp[128];
@@ -276,10 +274,14 @@ static fm_status bind_values(fm_blockmask *m, const fm_bindings *b, fm_shape s, 
             continue;
         }
         memcpy(m->input_dims[i], want, sizeof want);
+        /* The bound dims, whose product fm_bindings_set_input checked; 0 for
+         * an empty array. (Declared dims alone may overflow a product.) */
+        int64_t count = 1;
+        for (size_t k = 0; k < info->rank; k++) count *= want[k];
         if (fmc_input_is_bytes(info)) {
             m->byte_inputs[i] = in->bytes; /* borrowed: only the runtime binds bytes */
         } else if (in->owned) {
-            m->owned_inputs[i] = malloc((size_t)count * sizeof(int32_t));
+            m->owned_inputs[i] = malloc(count ? (size_t)count * sizeof(int32_t) : 1);
             if (!m->owned_inputs[i]) return FM_ERR_NO_MEMORY;
             memcpy(m->owned_inputs[i], in->owned, (size_t)count * sizeof(int32_t));
             m->inputs[i] = m->owned_inputs[i];

@@ -283,10 +283,10 @@
      "param min = 3;\n"
      "      ^^^\n"
      "hint: choose another name\n"),
-    BAD("dimension_zero", "input doc[0];\nmask m = doc[kv] == 0;\n",
-     "t.mask:1:11: error: dimension of input 'doc' must be positive, found 0\n"
-     "input doc[0];\n"
-     "          ^\n"),
+    BAD("dimension_negative", "input doc[-1];\nmask m = doc[kv] == 0;\n",
+     "t.mask:1:11: error: dimension of input 'doc' cannot be negative, found -1\n"
+     "input doc[-1];\n"
+     "          ^^\n"),
     BAD("dimension_unknown", "input doc[LEN];\nmask m = doc[kv] == 0;\n",
      "t.mask:1:11: error: unknown name 'LEN'\n"
      "input doc[LEN];\n"

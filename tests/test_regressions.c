@@ -193,10 +193,52 @@ static void test_print_long_unary_runs(void **state) {
     check_print_round_trip(src);
 }
 
+/* A param dimension of 0 made the BlockMask's copy of an empty input
+ * count it as one element and read 4 bytes past a 1-byte buffer (ASan);
+ * a huge declared dimension overflowed the same product (UBSan), before
+ * the shape was even compared with the bound array. */
+static void test_empty_and_huge_input_dims(void **state) {
+    (void)state;
+    const char *srcs[2] = {
+        "param n = 0;\ninput e[n];\nmask m = kv <= q && (n > 0 ? e[0] > 0 : true);\n",
+        "input e[9223372036854775807, 9223372036854775807];\nmask m = e[q, kv] > 0;\n"};
+    for (int i = 0; i < 2; i++) {
+        fm_diagnostics *d = fm_diagnostics_create();
+        fm_program *prog = NULL;
+        fm_mask *m = NULL;
+        fm_bindings *b = NULL;
+        fm_blockmask *bm = NULL;
+        assert_int_equal(fm_compile_string("t.mask", srcs[i], strlen(srcs[i]), d, &prog), FM_OK);
+        assert_int_equal(fm_mask_select(prog, NULL, d, &m), FM_OK);
+        assert_int_equal(fm_bindings_create(m, &b), FM_OK);
+        int32_t one = 1;
+        int64_t dims0[1] = {0}, dims2[2] = {1, 1};
+        fm_status st = i == 0 ? fm_bindings_set_input(b, "e", &one, 1, dims0, FM_COPY, d)
+                              : fm_bindings_set_input(b, "e", &one, 2, dims2, FM_COPY, d);
+        assert_int_equal(st, FM_OK);
+        st = fm_blockmask_build(m, b, (fm_shape){1, 1, 8, 8}, NULL, d, &bm);
+        if (i == 0) {
+            assert_int_equal(st, FM_OK);
+            fm_blockmask_info info;
+            assert_int_equal(fm_blockmask_get_info(bm, &info), FM_OK);
+            assert_int_equal(info.true_positions < 0 ? 36 : info.true_positions, 36);
+        } else {
+            assert_int_not_equal(st, FM_OK); /* the bound [1, 1] is not the declared shape */
+            assert_null(bm);
+        }
+        fm_blockmask_free(bm);
+        fm_bindings_free(b);
+        fm_mask_free(m);
+        fm_program_free(prog);
+        fm_diagnostics_free(d);
+    }
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blockmask_findings),
         cmocka_unit_test(test_print_long_unary_runs),
+        cmocka_unit_test(test_empty_and_huge_input_dims),
     };
     return TU_RUN(tests, argc, argv);
 }
