@@ -295,7 +295,7 @@ static int32_t lower_expr(lowerer *L, const fmd_expr *root, int32_t guard) {
             nf->e = child;
             nf->guard = child_guard;
         }
-        if (++L->work > LOWER_MAX_WORK) L->too_big = true;
+        if (++L->work > L->max_work) L->too_big = true;
         if (L->oom || L->too_big) return -1;
         int32_t out = -1;
         int st = step(L, &L->stack[L->nstack - 1], ret, &out, &child, &child_guard);
@@ -514,6 +514,11 @@ fmc_program *fmc_lower_why(const fmd_program *prog, const char *name, fmd_diags 
     memset(&L, 0, sizeof L);
     L.ast = prog;
     L.diags = diags;
+    size_t src_len = prog->source ? prog->source->len : 0;
+    L.max_insns = LOWER_MAX_INSNS;
+    if (src_len * LOWER_INSNS_PER_BYTE > L.max_insns) L.max_insns = src_len * LOWER_INSNS_PER_BYTE;
+    L.max_work = LOWER_MAX_WORK;
+    if (src_len * LOWER_WORK_PER_BYTE > L.max_work) L.max_work = src_len * LOWER_WORK_PER_BYTE;
     fmc_program *p = NULL;
     if (!setup(&L)) {
         L.oom = true;
@@ -533,8 +538,8 @@ fmc_program *fmc_lower_why(const fmd_program *prog, const char *name, fmd_diags 
     if (L.too_big)
         fmd_diag_add(diags, FMD_ERROR, prog->source, mask->name_span,
                      "lets are inlined at every use; share work by restructuring the lets",
-                     "mask '%s' is too large after inlining its lets (limit %u operations)",
-                     mask->name, LOWER_MAX_INSNS);
+                     "mask '%s' is too large after inlining its lets (limit %zu operations)",
+                     mask->name, L.max_insns);
     else if (L.oom)
         fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
                      "out of memory while lowering mask '%s'", mask->name);

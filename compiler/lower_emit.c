@@ -149,7 +149,7 @@ int32_t fmc_lw_emit_raw(lowerer *L, const fmc_insn *x, const fmd_span *argsp) {
     int scanned = 0;
     for (int32_t j = head; j >= 0 && scanned < MEMO_SCAN; j = L->chain[j], scanned++)
         if (fmc_lw_implies(L, x->guard, L->insns[j].guard)) return j;
-    if (L->count >= LOWER_MAX_INSNS) {
+    if (L->count >= L->max_insns) {
         L->too_big = true;
         return -1;
     }

@@ -11,8 +11,16 @@
 #define GUARD_NONE (-1)
 #define GUARD_FALSE (-2) /* the code is never evaluated */
 #define GUARD_ERROR (-3) /* building the guard failed (out of memory, limits) */
+/* Lowering limits: against lets inlined under many guards (exponential
+ * growth), never against long source. A program gets at least these, or
+ * more in proportion to its source, so that a chain of ||, && or + as
+ * long as the file-size limit allows (the language promises any length)
+ * lowers: a chain term is at least three bytes and lowers to two or three
+ * operations. */
 #define LOWER_MAX_INSNS (1u << 22)
 #define LOWER_MAX_WORK (1u << 25)
+#define LOWER_INSNS_PER_BYTE 1
+#define LOWER_WORK_PER_BYTE 8
 #define IMPLY_BUDGET 64
 #define MEMO_SCAN 16
 
@@ -47,6 +55,7 @@ typedef struct lowerer {
     frame *stack;
     size_t nstack, stackcap;
     size_t work;
+    size_t max_insns, max_work; /* the limits for this program */
     bool oom, too_big, bad;
 } lowerer;
 

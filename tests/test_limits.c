@@ -272,6 +272,50 @@ static void test_dense_export_limit(void **state) {
     teardown_mask(&b);
 }
 
+/* "Chains of binary operators may be of any length up to the file-size
+ * limit": a file of the shortest terms, as long as the limit allows, lowers
+ * (about 2.4 million terms, more operations than the fixed lowering limit
+ * of 4 Mi would allow: the limit grows with the source) and builds. */
+static void test_longest_chain_builds(void **state) {
+    (void)state;
+    /* Under the sanitizers half the size (the same code paths, below the
+     * fixed limit): the whole size takes a minute there. */
+    const size_t limit = (size_t)(tu_sanitizer_run() ? 8 : 16) << 20;
+    char *src = malloc(limit + 1);
+    assert_non_null(src);
+    size_t len = (size_t)snprintf(src, limit, "mask m = ");
+    int64_t terms = 0;
+    while (len + 16 < limit) {
+        len += (size_t)snprintf(src + len, limit - len, "kv==%d||", (int)(terms % 10));
+        terms++;
+    }
+    len += (size_t)snprintf(src + len, limit - len, "kv==0;");
+    fm_diagnostics *d = fm_diagnostics_create();
+    fm_program *prog = NULL;
+    fm_mask *m = NULL;
+    fm_bindings *b = NULL;
+    fm_blockmask *bm = NULL;
+    double t0 = now();
+    assert_int_equal(fm_compile_string("t.mask", src, len, d, &prog), FM_OK);
+    fm_status st = fm_mask_select(prog, NULL, d, &m);
+    if (st != FM_OK) tu_fail_with(st, d, "selecting the longest chain");
+    assert_int_equal(st, FM_OK);
+    assert_int_equal(fm_bindings_create(m, &b), FM_OK);
+    assert_int_equal(fm_blockmask_build(m, b, (fm_shape){1, 1, 64, 16}, NULL, d, &bm), FM_OK);
+    int64_t count = 0;
+    assert_int_equal(fm_blockmask_count_true(bm, &count), FM_OK);
+    assert_int_equal(count, 64 * 10); /* kv in 0..9 */
+    printf("    %lld terms: compiled, lowered and built in %.1f s\n", (long long)terms,
+           now() - t0);
+    assert_true(terms > (tu_sanitizer_run() ? 1000000 : 2000000));
+    fm_blockmask_free(bm);
+    fm_bindings_free(b);
+    fm_mask_free(m);
+    fm_program_free(prog);
+    fm_diagnostics_free(d);
+    free(src);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_declaration_limit),
@@ -282,6 +326,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_memory_budget),
         cmocka_unit_test(test_input_dims_limit),
         cmocka_unit_test(test_dense_export_limit),
+        cmocka_unit_test(test_longest_chain_builds),
     };
     return TU_RUN(tests, argc, argv);
 }
