@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runtime/api_internal.h"
+#include "runtime/api_names.h"
 
 FM_API const char *fm_version(void) {
     return FM_VERSION;
@@ -224,7 +225,11 @@ FM_API fm_status fm_mask_select(const fm_program *program, const char *name,
                     if (w < 0) break;
                     used += (size_t)w;
                 }
-                fmd_diag_add(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                const char *near = fmr_closest_name(
+                    name, (const char *const *)program->mask_names, program->nmasks);
+                char hint[160];
+                if (near) snprintf(hint, sizeof hint, "did you mean '%s'?", near);
+                fmd_diag_add(&diags->d, FMD_ERROR, NULL, (fmd_span){0, 0}, near ? hint : NULL,
                              "%s: no mask named '%s' (the file declares %s)",
                              program->ast->source->name, name, list);
             }

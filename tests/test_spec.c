@@ -395,6 +395,10 @@ static void test_mask_selection(void **state) {
     expect(&c, FM_ERR_NOT_FOUND, "no mask named 'no'");
     c.mask = "after";
     expect(&c, FM_ERR_NOT_FOUND, "no mask named 'after'");
+    /* A typo of a mask's name gets the name back as a hint. */
+    c.mask = "lsat";
+    expect2(&c, FM_ERR_NOT_FOUND, "no mask named 'lsat' (the file declares 'yes', 'last')",
+            "hint: did you mean 'last'?");
 }
 
 /* "A name may be used only after its declaration, and declared once",
