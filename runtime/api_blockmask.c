@@ -199,6 +199,7 @@ static void blockmask_release(fm_blockmask *m) {
     free(m->input_dims);
     free(m->params);
     fmr_shared_release(m->shared);
+    fmr_tile_bits_free(&m->tile_bits);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -460,7 +461,21 @@ FM_API fm_status fm_attention_cpu(const fm_attention_args *args, fm_diagnostics 
     if (!args || !args->mask) return FM_ERR_INVALID_ARGUMENT;
     fmd_diags scratch;
     fmd_diags *d = fmr_diags_of(diags, &scratch);
-    fm_status st = fmr_attention_cpu(args->mask->bm, args, d, NULL);
+    /* The first attention over this BlockMask evaluates its partial tiles
+     * once; every later head, batch entry and call reads the bits. Only
+     * the lazy fill is under the lock: afterwards the table is read-only. */
+    fm_blockmask *m = (fm_blockmask *)args->mask;
+    fm_status st = FM_OK;
+    pthread_mutex_lock(&m->lock);
+    if (!m->tile_bits_tried) {
+        if (fmr_tile_bits_build(m->bm, args->num_threads, &m->tile_bits))
+            m->tile_bits_tried = true;
+        else
+            st = FM_ERR_NO_MEMORY;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (st == FM_OK) st = fmr_attention_cpu_tiles(m->bm, &m->tile_bits, args, FMR_ISA_AUTO, d, NULL);
+    else fmr_error(diags, "attention: out of memory while evaluating the partial tiles");
     fmr_diags_done(diags, &scratch);
     return st;
 }

@@ -10,6 +10,7 @@
 #include "dsl/ast.h"
 #include "dsl/diag.h"
 #include "flexmask.h"
+#include "runtime/tile_bits.h"
 
 struct fm_diagnostics {
     fmd_diags d;
@@ -57,7 +58,9 @@ struct fm_blockmask {
     const uint8_t **byte_inputs; /* byte inputs' arrays by slot (NULL for int32 ones) */
     uint8_t **owned_bytes;       /* byte arrays the BlockMask frees (a dense import's) */
     int64_t (*input_dims)[FMD_MAX_RANK];
-    pthread_mutex_t lock; /* guards the lazy count of true positions */
+    pthread_mutex_t lock; /* guards the lazy count of true positions and tile bits */
+    fmr_tile_bits tile_bits; /* partial tiles evaluated once, on the first attention */
+    bool tile_bits_tried;
 };
 
 /* Binds input `name`, which must be a byte input (fmc_input_info.elem_bytes

@@ -233,6 +233,7 @@ typedef struct plan {
     float c; /* scale * log2(e): scores in the base-2 domain */
     size_t eval_scratch_bytes;
     bool v_direct; /* V is contiguous float32 rows with D % FMR_NR == 0: read in place */
+    const fmr_tile_bits *bits; /* NULL: partial tiles evaluate the mask per row */
 } plan;
 
 static size_t align64(size_t x) {
@@ -385,7 +386,10 @@ static void run_task(const plan *p, workspace *w, int64_t b, int64_t h, int64_t 
         kern->gemm(mp, np, D, w->qp, D, w->kt, np, w->s, np, NULL);
         for (int64_t i = 0; i < m; i++) {
             const uint8_t *keep = NULL;
-            if (partial) {
+            if (partial && p->bits) {
+                fmr_tile_bits_row(p->bits, bm->partial.off[r] + pi - 1, i, n, w->keep);
+                keep = w->keep;
+            } else if (partial) {
                 if (!fmc_eval_row(bm->program, &bm->env, b, h, q0 + i, k0, n, w->keep,
                                   w->eval_scratch, &res->v)) {
                     res->violated = true;
@@ -454,6 +458,12 @@ static fm_status choose_kernels(fmr_isa isa, const fmr_attn_kernels **out, fmd_d
 
 fm_status fmr_attention_cpu_isa(const fmc_blockmask *bm, const fm_attention_args *args, fmr_isa isa,
                                 fmd_diags *diags, int64_t *mask_evaluations) {
+    return fmr_attention_cpu_tiles(bm, NULL, args, isa, diags, mask_evaluations);
+}
+
+fm_status fmr_attention_cpu_tiles(const fmc_blockmask *bm, const fmr_tile_bits *bits,
+                                  const fm_attention_args *args, fmr_isa isa, fmd_diags *diags,
+                                  int64_t *mask_evaluations) {
     if (!args) return fail(diags, FM_ERR_INVALID_ARGUMENT, "attention: no arguments given (NULL)");
     fm_status st = check_args(bm, args, diags);
     if (st != FM_OK) return st;
@@ -461,6 +471,7 @@ fm_status fmr_attention_cpu_isa(const fmc_blockmask *bm, const fm_attention_args
     memset(&p, 0, sizeof p);
     p.bm = bm;
     p.a = args;
+    p.bits = bits && bits->bits ? bits : NULL;
     if ((st = choose_kernels(isa, &p.kern, diags)) != FM_OK) return st;
     p.D = args->q.shape[3];
     p.Dp = round_up(p.D, FMR_NR);

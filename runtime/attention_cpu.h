@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "compiler/blockmask.h"
+#include "runtime/tile_bits.h"
 #include "dsl/diag.h"
 #include "flexmask.h"
 
@@ -37,5 +38,13 @@ fm_status fmr_attention_cpu(const fmc_blockmask *bm, const fm_attention_args *ar
  * it is FM_ERR_UNSUPPORTED; FMR_ISA_AUTO still honours FLEXMASK_CPU_ISA). */
 fm_status fmr_attention_cpu_isa(const fmc_blockmask *bm, const fm_attention_args *args, fmr_isa isa,
                                 fmd_diags *diags, int64_t *mask_evaluations);
+
+/* The same, reading partial tiles from bits (fmr_tile_bits_build of this
+ * bm) instead of evaluating the mask; bits NULL (or holding none) is
+ * fmr_attention_cpu_isa. *mask_evaluations then counts only evaluations
+ * made here: 0 with bits. */
+fm_status fmr_attention_cpu_tiles(const fmc_blockmask *bm, const fmr_tile_bits *bits,
+                                  const fm_attention_args *args, fmr_isa isa, fmd_diags *diags,
+                                  int64_t *mask_evaluations);
 
 #endif

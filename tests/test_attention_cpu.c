@@ -23,9 +23,11 @@
 #include "attention_fixtures.h"
 #include "ref_attention.h"
 #include "runtime/attention_convert.h"
+#include "runtime/api_internal.h"
 #include "runtime/attention_cpu.h"
 #include "runtime/npy.h"
 #include "testutil.h"
+#include "flexmask.h"
 
 /* ---- one property case ---- */
 
@@ -790,6 +792,124 @@ static void test_bf16_conversion(void **state) {
     assert_true(isnan(fmr_bf16_to_f32(fmr_f32_to_bf16(NAN))));
 }
 
+/* ---- partial tiles evaluated once (runtime/tile_bits.c) ---- */
+
+typedef struct bits_case {
+    const char *src;
+    int64_t B, H, Q, KV, block_q, block_kv;
+} bits_case;
+
+/* Broadcast and per-head / per-batch masks, clipped tiles, blocks wider
+ * than one 64-bit word and narrower than one. */
+static const bits_case bits_cases[] = {
+    {"mask m = kv <= q;", 1, 3, 130, 130, 64, 64},
+    {"mask m = kv <= q && q - kv < 40;", 2, 2, 200, 150, 32, 100},
+    {"mask m = h % 2 == 0 ? kv <= q : q - kv < 7 && kv - q < 7;", 1, 4, 97, 101, 16, 128},
+    {"mask m = (kv + b) % 3 != 0 && kv <= q + b;", 3, 1, 70, 70, 8, 24},
+    {"input doc[KV_LEN];\nmask m = kv <= q && doc[q] == doc[kv];", 1, 2, 300, 300, 128, 128},
+    {"mask m = (q * 7 + kv * 3) % 5 < 2;", 2, 3, 65, 129, 64, 65},
+};
+
+/* The tile bits hold the mask at every position of every stored partial
+ * tile, and fm_attention_cpu (which reads them) gives bit for bit what the
+ * per-row evaluation gives, on both ISAs, on the first and a later call. */
+static void test_partial_tiles_once(void **state) {
+    (void)state;
+    tu_rng rng = {77};
+    for (size_t ci = 0; ci < sizeof bits_cases / sizeof bits_cases[0]; ci++) {
+        const bits_case *c = &bits_cases[ci];
+        fm_diagnostics *diags = fm_diagnostics_create();
+        fm_program *prog = NULL;
+        fm_mask *mask = NULL;
+        fm_bindings *bind = NULL;
+        fm_blockmask *bmh = NULL;
+        assert_int_equal(fm_compile_string("t.mask", c->src, strlen(c->src), diags, &prog), FM_OK);
+        assert_int_equal(fm_mask_select(prog, NULL, diags, &mask), FM_OK);
+        assert_int_equal(fm_bindings_create(mask, &bind), FM_OK);
+        int32_t doc[300];
+        int32_t id = 0;
+        for (int i = 0; i < 300; i++) doc[i] = id += tu_rng_range(&rng, 0, 20) == 0;
+        if (strstr(c->src, "doc")) {
+            int64_t dims[1] = {c->KV};
+            assert_int_equal(fm_bindings_set_input(bind, "doc", doc, 1, dims, FM_COPY, diags), FM_OK);
+        }
+        fm_build_options opts = {.block_q = c->block_q, .block_kv = c->block_kv};
+        assert_int_equal(fm_blockmask_build(mask, bind, (fm_shape){c->B, c->H, c->Q, c->KV}, &opts,
+                                            diags, &bmh),
+                         FM_OK);
+        const fmc_blockmask *bm = bmh->bm;
+
+        fmr_tile_bits tb;
+        assert_true(fmr_tile_bits_build(bm, 2, &tb));
+        int64_t nrows = bm->stored_batch * bm->stored_heads * bm->nqb;
+        assert_non_null(tb.bits); /* every case has partial tiles */
+        int64_t regs[4096];
+        for (int64_t r = 0; r < nrows; r++) {
+            int64_t qb = r % bm->nqb, sh = r / bm->nqb % bm->stored_heads;
+            int64_t sb = r / bm->nqb / bm->stored_heads;
+            for (int64_t t = bm->partial.off[r]; t < bm->partial.off[r + 1]; t++) {
+                int64_t k0 = (int64_t)bm->partial.idx[t] * bm->block_kv;
+                for (int64_t i = 0; i < bm->block_q; i++) {
+                    uint8_t keep[256];
+                    fmr_tile_bits_row(&tb, t, i, bm->block_kv, keep);
+                    for (int64_t j = 0; j < bm->block_kv; j++) {
+                        int64_t q = qb * bm->block_q + i, kv = k0 + j;
+                        bool want = false;
+                        fmc_violation v;
+                        if (q < bm->q_len && kv < bm->kv_len)
+                            assert_true(fmc_eval_point(bm->program, &bm->env, sb, sh, q, kv, regs,
+                                                       &want, &v));
+                        if (keep[j] != want)
+                            fail_msg("case %zu: tile %lld row %lld col %lld: bit %d, mask %d", ci,
+                                     (long long)t, (long long)i, (long long)j, keep[j], want);
+                    }
+                }
+            }
+        }
+        fmr_tile_bits_free(&tb);
+
+        fm_attention_args a = {.mask = bmh};
+        a.q = af_make_tensor(FM_FLOAT32, 0, c->B, c->H, c->Q, 64);
+        a.k = af_make_tensor(FM_FLOAT32, 0, c->B, c->H, c->KV, 64);
+        a.v = af_make_tensor(FM_FLOAT32, 0, c->B, c->H, c->KV, 64);
+        af_fill_random(&a.q, &rng, 2.0);
+        af_fill_random(&a.k, &rng, 2.0);
+        af_fill_random(&a.v, &rng, 1.0);
+        size_t n = (size_t)(c->B * c->H * c->Q * 64), nl = (size_t)(c->B * c->H * c->Q);
+        fmr_isa isas[2] = {FMR_ISA_PORTABLE, FMR_ISA_AVX2};
+        for (int ii = 0; ii < (fmr_cpu_has_avx2() ? 2 : 1); ii++) {
+            fm_tensor ref = af_make_tensor(FM_FLOAT32, 0, c->B, c->H, c->Q, 64);
+            float *ref_lse = malloc(nl * sizeof(float)), *lse = malloc(nl * sizeof(float));
+            a.out = ref;
+            a.lse = ref_lse;
+            assert_int_equal(fmr_attention_cpu_isa(bm, &a, isas[ii], NULL, NULL), FM_OK);
+            for (int call = 0; call < 2; call++) {
+                fm_tensor out = af_make_tensor(FM_FLOAT32, 0, c->B, c->H, c->Q, 64);
+                a.out = out;
+                a.lse = lse;
+                setenv("FLEXMASK_CPU_ISA", ii ? "avx2" : "portable", 1);
+                assert_int_equal(fm_attention_cpu(&a, diags), FM_OK);
+                unsetenv("FLEXMASK_CPU_ISA");
+                assert_memory_equal(out.data, ref.data, n * sizeof(float));
+                assert_memory_equal(lse, ref_lse, nl * sizeof(float));
+                free(out.data);
+            }
+            free(ref.data);
+            free(ref_lse);
+            free(lse);
+        }
+        assert_non_null(bmh->tile_bits.bits); /* the public call kept them */
+        free(a.q.data);
+        free(a.k.data);
+        free(a.v.data);
+        fm_blockmask_free(bmh);
+        fm_bindings_free(bind);
+        fm_mask_free(mask);
+        fm_program_free(prog);
+        fm_diagnostics_free(diags);
+    }
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f16_conversion),
@@ -804,6 +924,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_source_masks),
         cmocka_unit_test(test_fmc_attend),
         cmocka_unit_test(test_random_cases),
+        cmocka_unit_test(test_partial_tiles_once),
     };
     return TU_RUN(tests, argc, argv);
 }
