@@ -270,7 +270,11 @@ typedef struct fm_attention_args {
 /* Flash-style attention forward over the BlockMask on the CPU: empty tiles
  * are skipped, full tiles never evaluate the mask. A query row with no true
  * position gets zeros and log-sum-exp -inf. Results are bit-for-bit the
- * same for every thread count. */
+ * same for every thread count. The first call over a BlockMask evaluates
+ * its partial tiles once and keeps them in it as bits (one bit per position
+ * of each stored partial tile: 2 KiB for a 128 x 128 tile; not kept past
+ * 256 MiB), so later calls, heads and batch entries only read them; that
+ * first call serialises with other first calls on the same BlockMask. */
 FM_API fm_status fm_attention_cpu(const fm_attention_args *args, fm_diagnostics *diags);
 
 
