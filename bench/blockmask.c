@@ -14,15 +14,13 @@
  * examples/masks (run from the repository root). Run it pinned to one
  * core (taskset -c 0). Times are the thread's CPU time (the code is
  * single-threaded), so other load on the machine does not inflate them. */
-#define _GNU_SOURCE /* fork, pipe, malloc_trim */
-#include <malloc.h>
+#define _GNU_SOURCE /* fork, pipe, malloc_trim (bench/peak_memory.h) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "bench/peak_memory.h"
 #include "compiler/blockmask.h"
 #include "compiler/eval.h"
 #include "compiler/ir.h"
@@ -158,54 +156,25 @@ static void unbind(bound *b) {
     for (int i = 0; i < 16; i++) free(b->arrays[i]);
 }
 
-/* VmHWM or VmRSS of this process from /proc (KiB), -1 when unavailable. */
-static long proc_status_kib(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, n)) v = atol(line + n + 1);
-    fclose(f);
-    return v;
+typedef struct build_call {
+    const fmc_program *p;
+    const fmc_env *env;
+    int64_t block;
+} build_call;
+
+static bool run_build(void *ctx) {
+    const build_call *c = ctx;
+    fmd_diags d;
+    fmd_diags_init(&d);
+    fmc_build_status st;
+    fmc_blockmask *m = fmc_blockmask_build(c->p, c->env, c->block, c->block, 0, &d, &st);
+    return m != NULL; /* the child exits: nothing to free */
 }
 
-/* Peak memory of one build, in a child process: freed heap is handed back,
- * the resident-set high-water mark is reset to the current size
- * (/proc/self/clear_refs), and the build's peak is how far it rises.
- * KiB, -1 where Linux's /proc interface is missing. */
+/* Peak memory of one build (KiB, -1 where Linux's /proc interface is missing). */
 static long build_peak_kib(const fmc_program *p, const fmc_env *env, int64_t block) {
-    int fd[2];
-    if (pipe(fd)) return -1;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        close(fd[0]);
-        malloc_trim(0);
-        FILE *cr = fopen("/proc/self/clear_refs", "w");
-        long before = -1;
-        if (cr) {
-            fputs("5", cr);
-            fclose(cr);
-            before = proc_status_kib("VmRSS:");
-        }
-        fmd_diags d;
-        fmd_diags_init(&d);
-        fmc_build_status st;
-        fmc_blockmask *m = fmc_blockmask_build(p, env, block, block, 0, &d, &st);
-        long after = proc_status_kib("VmHWM:");
-        long delta = m && before >= 0 && after >= 0 ? after - before : -1;
-        if (write(fd[1], &delta, sizeof delta) != sizeof delta) _exit(1);
-        _exit(0);
-    }
-    close(fd[1]);
-    long delta = -1;
-    if (read(fd[0], &delta, sizeof delta) != sizeof delta) delta = -1;
-    close(fd[0]);
-    waitpid(pid, NULL, 0);
-    return delta;
+    build_call c = {p, env, block};
+    return bench_peak_kib(run_build, &c);
 }
 
 /* The dense path: every position, then a reduction to tile classes. */

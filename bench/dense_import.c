@@ -7,15 +7,13 @@
  *   dense_import [--quick]
  *
  * --quick: the 4096 cases only. */
-#define _GNU_SOURCE /* fork, pipe, malloc_trim */
-#include <malloc.h>
+#define _GNU_SOURCE /* fork, pipe, malloc_trim (bench/peak_memory.h) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "bench/peak_memory.h"
 #include "flexmask.h"
 
 typedef struct dense_case {
@@ -64,18 +62,6 @@ static uint8_t *make_mask(const dense_case *c) {
     return m;
 }
 
-static long proc_status_kib(const char *field) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long v = -1;
-    size_t n = strlen(field);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, field, n)) v = atol(line + n);
-    fclose(f);
-    return v;
-}
-
 static double now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -91,36 +77,21 @@ static fm_status import(const uint8_t *m, const dense_case *c, fm_blockmask **ou
     return st;
 }
 
-/* The import's peak resident growth, in a child (KiB; -1 if unknown). */
+typedef struct import_call {
+    const uint8_t *m;
+    const dense_case *c;
+} import_call;
+
+static bool run_import(void *ctx) {
+    const import_call *x = ctx;
+    fm_blockmask *bm = NULL;
+    return import(x->m, x->c, &bm) == FM_OK; /* the child exits: nothing to free */
+}
+
+/* The import's peak resident growth (KiB; -1 if unknown). */
 static long import_peak_kib(const uint8_t *m, const dense_case *c) {
-    int fd[2];
-    if (pipe(fd)) return -1;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        close(fd[0]);
-        malloc_trim(0);
-        FILE *cr = fopen("/proc/self/clear_refs", "w");
-        long before = -1;
-        if (cr) {
-            fputs("5", cr);
-            fclose(cr);
-            before = proc_status_kib("VmRSS:");
-        }
-        fm_blockmask *bm = NULL;
-        fm_status st = import(m, c, &bm);
-        long after = proc_status_kib("VmHWM:");
-        long delta = st == FM_OK && before >= 0 && after >= 0 ? after - before : -1;
-        if (write(fd[1], &delta, sizeof delta) != sizeof delta) _exit(1);
-        _exit(0);
-    }
-    close(fd[1]);
-    long delta = -1;
-    if (read(fd[0], &delta, sizeof delta) != sizeof delta) delta = -1;
-    close(fd[0]);
-    waitpid(pid, NULL, 0);
-    return delta;
+    import_call x = {m, c};
+    return bench_peak_kib(run_import, &x);
 }
 
 int main(int argc, char **argv) {
