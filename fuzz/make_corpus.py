@@ -142,5 +142,15 @@ put("fuzz_jit_cache", "short", b"\x00" + entry[:50])
 for i in range(6):
     put("fuzz_jit_cache", f"damage{i}", bytes([1 + 2 * i]) + bytes(rng.randrange(256) for _ in range(40)))
 
+# ---- dense masks: flags byte (rank, additive, shape, attention, safetensors,
+# planted bad value, via .npy), a seed byte, then dims, patterns, blocks.
+# Its own generator, so the seeds above stay as they were.
+drng = random.Random(11)
+for i in range(16):
+    flags = (i % 3) | (4 if i & 1 else 0) | (8 if i & 2 else 0) | (16 if i & 4 else 0) | \
+        (32 if i & 8 else 0) | (128 if i % 5 == 0 else 0)
+    put("fuzz_dense", f"dense{i:02d}", bytes([flags]) + bytes(drng.randrange(256) for _ in range(48)))
+put("fuzz_dense", "causal_1x11", bytes([0, 1, 11, 0, 2, 0, 0, 0, 0, 11, 43]))
+
 total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
 print(f"corpus: {sum(1 for f in out.rglob('*') if f.is_file())} files, {total} bytes", file=sys.stderr)
