@@ -21,17 +21,9 @@
 
 #include "compiler/eval.h"
 #include "runtime/api_internal.h"
+#include "fuzz/fuzz_util.h"
 
 /* ---- the byte stream ---- */
-
-static const uint8_t *g_p;
-static size_t g_n;
-
-static unsigned take(void) {
-    if (!g_n) return 0;
-    g_n--;
-    return *g_p++;
-}
 
 static uint64_t take_u64(void) {
     uint64_t v = 0;

@@ -25,15 +25,7 @@
 
 #include "flexmask.h"
 #include "runtime/npy.h"
-
-static const uint8_t *g_p;
-static size_t g_n;
-
-static unsigned take(void) {
-    if (!g_n) return 0;
-    g_n--;
-    return *g_p++;
-}
+#include "fuzz/fuzz_util.h"
 
 static uint64_t g_rng;
 
@@ -218,22 +210,6 @@ static fm_status via_npy(fmr_npy_dtype t, const uint8_t *bits, const float *add,
     fm_status st = fm_blockmask_from_npy(path, shape, o, d, out);
     unlink(path);
     return st;
-}
-
-static unsigned char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
 }
 
 /* Saved as safetensors and loaded back: the same mask everywhere. */

@@ -16,15 +16,7 @@
 
 #include "runtime/jit_cache.h"
 #include "runtime/sha256.h"
-
-static const uint8_t *g_p;
-static size_t g_n;
-
-static unsigned take(void) {
-    if (!g_n) return 0;
-    g_n--;
-    return *g_p++;
-}
+#include "fuzz/fuzz_util.h"
 
 static const char *dir(void) {
     static char d[64];
@@ -40,22 +32,6 @@ static bool write_file(const char *path, const void *b, size_t n) {
     if (!f) return false;
     bool ok = fwrite(b, 1, n, f) == n;
     return fclose(f) == 0 && ok;
-}
-
-static unsigned char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "flexmask.h"
+#include "fuzz/fuzz_util.h"
 
 static const char *const masks[] = {
     "mask m = kv <= q;\n",
@@ -19,31 +20,6 @@ static const char *const masks[] = {
     "mask m = (b + h) % 2 == 0 || kv <= q;\n",
     "param n;\ninput lens[BATCH];\nmask m = kv < min(lens[b], n) || q % 3 == 0;\n",
 };
-
-static const uint8_t *g_p;
-static size_t g_n;
-
-static unsigned take(void) {
-    if (!g_n) return 0;
-    g_n--;
-    return *g_p++;
-}
-
-static unsigned char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
 
 static bool same_lists(const fm_blockmask *a, const fm_blockmask *b) {
     fm_blockmask_info ia, ib;
