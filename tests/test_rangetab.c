@@ -35,72 +35,96 @@ static compiled compile(const char *src) {
     return c;
 }
 
-/* Checks every table answer for rows x len random values (drawn from a
- * small or a wide range, so ties and extremes both occur). */
+/* An input array of either width, as the table sees it. */
+typedef struct array {
+    const int32_t *i32;
+    const uint8_t *u8;
+    int64_t rows, len;
+} array;
+
+static int32_t at(const array *x, int64_t row, int64_t i) {
+    return x->i32 ? x->i32[row * x->len + i] : x->u8[row * x->len + i];
+}
+
+/* Builds the table of x for c's one input and checks every answer against
+ * brute force: the global extremes, `queries` random ranges (half at most
+ * `span` long, half reaching far), then each whole row, the longest range,
+ * with its step-monotone flag. */
+static void check_table(tu_rng *r, const compiled *c, const array *x, int queries, int64_t span) {
+    int64_t rows = x->rows, len = x->len;
+    const int32_t *inputs[1] = {x->i32};
+    const uint8_t *bytes[1] = {x->u8};
+    int64_t dims[1][FMD_MAX_RANK] = {{0}};
+    if (rows == 1) dims[0][0] = len;
+    else dims[0][0] = rows, dims[0][1] = len;
+    /* A byte input gets no int32 table at all: a reader that ignored the
+     * width would crash. */
+    fmc_env env = {.batch = 1, .heads = 1, .q_len = rows, .kv_len = len,
+                   .inputs = x->i32 ? inputs : NULL, .bytes = x->u8 ? bytes : NULL,
+                   .input_dims = (const int64_t(*)[FMD_MAX_RANK])dims};
+    fmc_rtab *t = fmc_rtab_build(c->p, &env);
+    assert_non_null(t);
+    int32_t gmin = INT32_MAX, gmax = INT32_MIN;
+    for (int64_t row = 0; row < rows; row++)
+        for (int64_t i = 0; i < len; i++) {
+            gmin = at(x, row, i) < gmin ? at(x, row, i) : gmin;
+            gmax = at(x, row, i) > gmax ? at(x, row, i) : gmax;
+        }
+    int32_t mn, mx;
+    fmc_rtab_global(t, 0, &mn, &mx);
+    assert_int_equal(mn, gmin);
+    assert_int_equal(mx, gmax);
+    for (int k = 0; k < queries + rows; k++) {
+        bool whole = k >= queries;
+        int64_t row = whole ? k - queries : tu_rng_range(r, 0, rows - 1);
+        int64_t lo = whole ? 0 : tu_rng_range(r, 0, len - 1);
+        int64_t hi = whole    ? len - 1
+                     : k % 2 ? tu_rng_range(r, lo, len - 1)
+                             : tu_rng_range(r, lo, lo + span < len ? lo + span : len - 1);
+        int32_t a = at(x, row, lo), b = a;
+        for (int64_t i = lo; i <= hi; i++) {
+            a = at(x, row, i) < a ? at(x, row, i) : a;
+            b = at(x, row, i) > b ? at(x, row, i) : b;
+        }
+        fmc_rtab_query(t, 0, row, lo, hi, &mn, &mx);
+        if (mn != a || mx != b)
+            fail_msg("%s, rows %lld len %lld: row %lld [%lld, %lld]: got [%d, %d], want [%d, %d]",
+                     x->i32 ? "int32" : "bytes", (long long)rows, (long long)len, (long long)row,
+                     (long long)lo, (long long)hi, mn, mx, a, b);
+        if (!whole) continue;
+        bool up = true, down = true;
+        for (int64_t i = 1; i < len; i++) {
+            int64_t d = (int64_t)at(x, row, i) - at(x, row, i - 1);
+            up &= d == 0 || d == 1;
+            down &= d == 0 || d == -1;
+        }
+        assert_int_equal(fmc_rtab_row_monotone(t, 0, row), up || down);
+    }
+    fmc_rtab_free(t);
+}
+
+static compiled compile_for(int64_t rows) {
+    return compile(rows == 1 ? "input a[KV_LEN]; mask m = a[kv] > 0;"
+                             : "input a[Q_LEN, KV_LEN]; mask m = a[q, kv] > 0;");
+}
+
+/* int32 inputs of rows x len: small values (ties everywhere), wide ones,
+ * or rare spikes in zeros (so a range's extremes sit in one or two places,
+ * and a table that skips a block or superblock is caught), with the
+ * extremes of int32 somewhere. */
 static void check_shape(tu_rng *r, int64_t rows, int64_t len, int kind, int queries) {
-    compiled c = compile(rows == 1 ? "input a[KV_LEN]; mask m = a[kv] > 0;"
-                                   : "input a[Q_LEN, KV_LEN]; mask m = a[q, kv] > 0;");
+    compiled c = compile_for(rows);
     int32_t *x = malloc((size_t)(rows * len) * sizeof *x);
     assert_non_null(x);
-    /* Small values (ties everywhere), wide ones, or rare spikes in zeros
-     * (so a range's extremes sit in one or two places, and a table that
-     * skips a block or superblock is caught). */
     for (int64_t i = 0; i < rows * len; i++)
         x[i] = kind == 0   ? (int32_t)tu_rng_range(r, -3, 3)
                : kind == 1 ? (int32_t)tu_rng_range(r, -1000000, 1000000)
                : tu_rng_range(r, 0, 499) ? 0
                                           : (int32_t)tu_rng_range(r, -1000000, 1000000);
-    /* The extremes of int32 somewhere. */
     x[tu_rng_range(r, 0, rows * len - 1)] = INT32_MIN;
     x[tu_rng_range(r, 0, rows * len - 1)] = INT32_MAX;
-    int32_t gmin = INT32_MAX, gmax = INT32_MIN;
-    for (int64_t i = 0; i < rows * len; i++) {
-        gmin = x[i] < gmin ? x[i] : gmin;
-        gmax = x[i] > gmax ? x[i] : gmax;
-    }
-    const int32_t *inputs[1] = {x};
-    int64_t dims[1][FMD_MAX_RANK] = {{0}};
-    if (rows == 1) dims[0][0] = len;
-    else dims[0][0] = rows, dims[0][1] = len;
-    fmc_env env = {.batch = 1, .heads = 1, .q_len = rows, .kv_len = len, .inputs = inputs,
-                   .input_dims = (const int64_t(*)[FMD_MAX_RANK])dims};
-    fmc_rtab *t = fmc_rtab_build(c.p, &env);
-    assert_non_null(t);
-    int32_t mn, mx;
-    fmc_rtab_global(t, 0, &mn, &mx);
-    assert_int_equal(mn, gmin);
-    assert_int_equal(mx, gmax);
-    for (int k = 0; k < queries; k++) {
-        int64_t row = tu_rng_range(r, 0, rows - 1);
-        int64_t lo = tu_rng_range(r, 0, len - 1);
-        /* Half the ranges short, half reaching far. */
-        int64_t hi = k % 2 ? tu_rng_range(r, lo, len - 1)
-                           : tu_rng_range(r, lo, lo + 70 < len ? lo + 70 : len - 1);
-        const int32_t *y = x + row * len;
-        int32_t a = y[lo], b = y[lo];
-        for (int64_t i = lo; i <= hi; i++) {
-            a = y[i] < a ? y[i] : a;
-            b = y[i] > b ? y[i] : b;
-        }
-        fmc_rtab_query(t, 0, row, lo, hi, &mn, &mx);
-        if (mn != a || mx != b)
-            fail_msg("rows %lld len %lld: row %lld [%lld, %lld]: got [%d, %d], want [%d, %d]",
-                     (long long)rows, (long long)len, (long long)row, (long long)lo, (long long)hi,
-                     mn, mx, a, b);
-    }
-    /* Whole rows, the longest ranges. */
-    for (int64_t row = 0; row < rows; row++) {
-        const int32_t *y = x + row * len;
-        int32_t a = y[0], b = y[0];
-        for (int64_t i = 0; i < len; i++) {
-            a = y[i] < a ? y[i] : a;
-            b = y[i] > b ? y[i] : b;
-        }
-        fmc_rtab_query(t, 0, row, 0, len - 1, &mn, &mx);
-        assert_int_equal(mn, a);
-        assert_int_equal(mx, b);
-    }
-    fmc_rtab_free(t);
+    array a = {.i32 = x, .rows = rows, .len = len};
+    check_table(r, &c, &a, queries, 70);
     free(x);
     fmc_program_free(c.p);
     fmd_program_free(c.ast);
@@ -124,70 +148,23 @@ static void test_many_rows_match_brute_force(void **state) {
             check_shape(&r, shapes[i][0], shapes[i][1], kind, tu_cases(1000));
 }
 
-/* The same for byte inputs (dense imports: 128-element blocks): 0/1
- * masks with runs, the whole byte range, and rare spikes, checked against
- * brute force. */
+/* Byte inputs (dense imports: 128-element blocks): 0/1 masks with long
+ * runs, the whole byte range, and rare spikes. */
 static void check_bytes(tu_rng *r, int64_t rows, int64_t len, int kind, int queries) {
-    compiled c = compile(rows == 1 ? "input a[KV_LEN]; mask m = a[kv] > 0;"
-                                   : "input a[Q_LEN, KV_LEN]; mask m = a[q, kv] > 0;");
+    compiled c = compile_for(rows);
     c.p->inputs[0].elem_bytes = 1;
     uint8_t *x = malloc((size_t)(rows * len));
     assert_non_null(x);
     uint8_t run = 0;
     for (int64_t i = 0; i < rows * len; i++) {
-        if (kind == 0 && tu_rng_range(r, 0, 199) == 0) run ^= 1; /* long runs of 0 or 1 */
+        if (kind == 0 && tu_rng_range(r, 0, 199) == 0) run ^= 1;
         x[i] = kind == 0   ? run
                : kind == 1 ? (uint8_t)tu_rng_range(r, 0, 255)
                : tu_rng_range(r, 0, 999) ? 7
                                           : (uint8_t)tu_rng_range(r, 0, 255);
     }
-    int32_t gmin = 255, gmax = 0;
-    for (int64_t i = 0; i < rows * len; i++) {
-        gmin = x[i] < gmin ? x[i] : gmin;
-        gmax = x[i] > gmax ? x[i] : gmax;
-    }
-    const uint8_t *bytes[1] = {x};
-    int64_t dims[1][FMD_MAX_RANK] = {{0}};
-    if (rows == 1) dims[0][0] = len;
-    else dims[0][0] = rows, dims[0][1] = len;
-    /* No int32 table at all: a reader that ignored the width would crash. */
-    fmc_env env = {.batch = 1, .heads = 1, .q_len = rows, .kv_len = len, .bytes = bytes,
-                   .input_dims = (const int64_t(*)[FMD_MAX_RANK])dims};
-    fmc_rtab *t = fmc_rtab_build(c.p, &env);
-    assert_non_null(t);
-    int32_t mn, mx;
-    fmc_rtab_global(t, 0, &mn, &mx);
-    assert_int_equal(mn, gmin);
-    assert_int_equal(mx, gmax);
-    for (int k = 0; k < queries + rows; k++) {
-        /* Random ranges, half short and half long, then each whole row. */
-        bool whole = k >= queries;
-        int64_t row = whole ? k - queries : tu_rng_range(r, 0, rows - 1);
-        int64_t lo = whole ? 0 : tu_rng_range(r, 0, len - 1);
-        int64_t hi = whole    ? len - 1
-                     : k % 2 ? tu_rng_range(r, lo, len - 1)
-                             : tu_rng_range(r, lo, lo + 300 < len ? lo + 300 : len - 1);
-        const uint8_t *y = x + row * len;
-        int32_t a = y[lo], b = y[lo];
-        for (int64_t i = lo; i <= hi; i++) {
-            a = y[i] < a ? y[i] : a;
-            b = y[i] > b ? y[i] : b;
-        }
-        fmc_rtab_query(t, 0, row, lo, hi, &mn, &mx);
-        if (mn != a || mx != b)
-            fail_msg("bytes, rows %lld len %lld: row %lld [%lld, %lld]: got [%d, %d], want "
-                     "[%d, %d]",
-                     (long long)rows, (long long)len, (long long)row, (long long)lo, (long long)hi,
-                     mn, mx, a, b);
-        if (!whole) continue;
-        bool up = true, down = true;
-        for (int64_t i = 1; i < len; i++) {
-            up &= y[i] == y[i - 1] || y[i] == y[i - 1] + 1;
-            down &= y[i] == y[i - 1] || y[i] + 1 == y[i - 1];
-        }
-        assert_int_equal(fmc_rtab_row_monotone(t, 0, row), up || down);
-    }
-    fmc_rtab_free(t);
+    array a = {.u8 = x, .rows = rows, .len = len};
+    check_table(r, &c, &a, queries, 300);
     free(x);
     fmc_program_free(c.p);
     fmd_program_free(c.ast);
