@@ -465,17 +465,21 @@ FM_API fm_status fm_attention_cpu(const fm_attention_args *args, fm_diagnostics 
      * once; every later head, batch entry and call reads the bits. Only
      * the lazy fill is under the lock: afterwards the table is read-only. */
     fm_blockmask *m = (fm_blockmask *)args->mask;
-    fm_status st = FM_OK;
+    /* Checked first: a call that is going to fail should not pay for
+     * evaluating the tiles. */
+    fm_status st = fmr_attention_cpu_check(m->bm, args, d);
     pthread_mutex_lock(&m->lock);
-    if (!m->tile_bits_tried) {
-        if (fmr_tile_bits_build(m->bm, args->num_threads, &m->tile_bits))
+    if (st == FM_OK && !m->tile_bits_tried) {
+        if (fmr_tile_bits_build(m->bm, args->num_threads, &m->tile_bits)) {
             m->tile_bits_tried = true;
-        else
+        } else {
             st = FM_ERR_NO_MEMORY;
+            fmd_diag_add(d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                         "attention: out of memory while evaluating the partial tiles");
+        }
     }
     pthread_mutex_unlock(&m->lock);
     if (st == FM_OK) st = fmr_attention_cpu_tiles(m->bm, &m->tile_bits, args, FMR_ISA_AUTO, d, NULL);
-    else fmr_error(diags, "attention: out of memory while evaluating the partial tiles");
     fmr_diags_done(diags, &scratch);
     return st;
 }

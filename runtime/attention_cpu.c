@@ -94,7 +94,8 @@ static fm_status check_tensor(const fm_tensor *t, const char *name, fmd_diags *d
     return FM_OK;
 }
 
-static fm_status check_args(const fmc_blockmask *bm, const fm_attention_args *a, fmd_diags *d) {
+fm_status fmr_attention_cpu_check(const fmc_blockmask *bm, const fm_attention_args *a,
+                                  fmd_diags *d) {
     char b1[96], b2[96];
     if (!bm) return fail(d, FM_ERR_INVALID_ARGUMENT, "attention: no BlockMask given (NULL)");
     if (bm->block_q < 1 || bm->block_kv < 1 || bm->block_q > FMR_MAX_BLOCK ||
@@ -465,7 +466,7 @@ fm_status fmr_attention_cpu_tiles(const fmc_blockmask *bm, const fmr_tile_bits *
                                   const fm_attention_args *args, fmr_isa isa, fmd_diags *diags,
                                   int64_t *mask_evaluations) {
     if (!args) return fail(diags, FM_ERR_INVALID_ARGUMENT, "attention: no arguments given (NULL)");
-    fm_status st = check_args(bm, args, diags);
+    fm_status st = fmr_attention_cpu_check(bm, args, diags);
     if (st != FM_OK) return st;
     plan p;
     memset(&p, 0, sizeof p);

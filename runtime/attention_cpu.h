@@ -39,6 +39,11 @@ fm_status fmr_attention_cpu(const fmc_blockmask *bm, const fm_attention_args *ar
 fm_status fmr_attention_cpu_isa(const fmc_blockmask *bm, const fm_attention_args *args, fmr_isa isa,
                                 fmd_diags *diags, int64_t *mask_evaluations);
 
+/* The argument checks of the calls below (shapes against the BlockMask,
+ * dtypes, strides, head dims), with their messages; FM_OK when they pass. */
+fm_status fmr_attention_cpu_check(const fmc_blockmask *bm, const fm_attention_args *args,
+                                  fmd_diags *diags);
+
 /* The same, reading partial tiles from bits (fmr_tile_bits_build of this
  * bm) instead of evaluating the mask; bits NULL (or holding none) is
  * fmr_attention_cpu_isa. *mask_evaluations then counts only evaluations

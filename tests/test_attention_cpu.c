@@ -876,6 +876,12 @@ static void test_partial_tiles_once(void **state) {
         af_fill_random(&a.k, &rng, 2.0);
         af_fill_random(&a.v, &rng, 1.0);
         size_t n = (size_t)(c->B * c->H * c->Q * 64), nl = (size_t)(c->B * c->H * c->Q);
+        /* A call with a wrong argument fails before evaluating any tile. */
+        fm_attention_args bad = a;
+        bad.out = af_make_tensor(FM_FLOAT32, 0, c->B, c->H, c->Q, 32);
+        assert_int_equal(fm_attention_cpu(&bad, NULL), FM_ERR_INVALID_ARGUMENT);
+        assert_false(bmh->tile_bits_tried);
+        free(bad.out.data);
         fmr_isa isas[2] = {FMR_ISA_PORTABLE, FMR_ISA_AVX2};
         for (int ii = 0; ii < (fmr_cpu_has_avx2() ? 2 : 1); ii++) {
             fm_tensor ref = af_make_tensor(FM_FLOAT32, 0, c->B, c->H, c->Q, 64);
