@@ -7,7 +7,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "dsl/ast.h"
 #include "dsl/parse_internal.h"
@@ -99,30 +98,18 @@ static const char *var_meaning(fmd_builtin_var v) {
 /* "did you mean 'window'?" for the closest name in scope, if any is close. */
 static const char *suggest(checker *c, const char *name, bool functions, char *buf, size_t cap) {
     if (c->stop) return NULL;
-    size_t len = strlen(name);
-    /* One letter is too little to guess from, except a change of case. */
-    size_t limit = len <= 1 ? 0 : len <= 2 ? 1 : len <= 5 ? 2 : 3;
-    size_t best = limit + 1;
-    const char *found = NULL;
-#define CONSIDER(cand)                                                                             \
-    do {                                                                                           \
-        const char *cand_ = (cand);                                                                \
-        size_t d_ = strcasecmp(cand_, name) == 0 ? 0 : fmd_edit_distance(name, cand_, limit);      \
-        if (d_ < best) {                                                                           \
-            best = d_;                                                                             \
-            found = cand_;                                                                         \
-        }                                                                                          \
-    } while (0)
+    fmd_closest near;
+    fmd_closest_init(&near, name);
     if (functions) {
         for (int i = 0; i < 3; i++)
-            CONSIDER(function_names[i]);
+            fmd_closest_consider(&near, function_names[i]);
     } else {
         for (int v = 0; v < FMD_VAR_COUNT; v++)
-            CONSIDER(fmd_builtin_var_name((fmd_builtin_var)v));
+            fmd_closest_consider(&near, fmd_builtin_var_name((fmd_builtin_var)v));
         for (size_t i = 0; i < c->current && i < c->p->count; i++)
-            CONSIDER(c->p->decls[i]->name);
+            fmd_closest_consider(&near, c->p->decls[i]->name);
     }
-#undef CONSIDER
+    const char *found = near.found;
     if (!found) return NULL;
     snprintf(buf, cap, "did you mean '%s'?", found);
     return buf;

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static char *dup_n(const char *s, size_t n) {
     char *p = malloc(n + 1);
@@ -342,4 +343,27 @@ size_t fmd_edit_distance(const char *a, const char *b, size_t cap) {
         if (best > cap) return cap + 1;
     }
     return row[lb];
+}
+
+void fmd_closest_init(fmd_closest *c, const char *name) {
+    size_t len = strlen(name);
+    c->name = name;
+    c->limit = len <= 1 ? 0 : len <= 2 ? 1 : len <= 5 ? 2 : 3;
+    c->best = c->limit + 1;
+    c->found = NULL;
+}
+
+void fmd_closest_consider(fmd_closest *c, const char *cand) {
+    size_t d = strcasecmp(cand, c->name) == 0 ? 0 : fmd_edit_distance(c->name, cand, c->limit);
+    if (d < c->best) {
+        c->best = d;
+        c->found = cand;
+    }
+}
+
+const char *fmd_closest_name(const char *name, const char *const *cands, size_t n) {
+    fmd_closest c;
+    fmd_closest_init(&c, name);
+    for (size_t i = 0; i < n; i++) fmd_closest_consider(&c, cands[i]);
+    return c.found;
 }

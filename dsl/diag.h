@@ -87,4 +87,20 @@ void fmd_json_string(FILE *out, const char *s);
 /* Levenshtein distance between a and b, capped at cap+1 (cheap rejection). */
 size_t fmd_edit_distance(const char *a, const char *b, size_t cap);
 
+/* The candidate closest to a name nothing declares, when one is close
+ * enough to be a likely typo: a change of case, or up to 1 (names of 2
+ * bytes), 2 (up to 5) or 3 edits; one letter is too little to guess from.
+ * Feed candidates with fmd_closest_consider; found is NULL when none is
+ * close. Every "did you mean" of the front end, the runtime and the tools
+ * goes through this, so they agree. */
+typedef struct fmd_closest {
+    const char *name;
+    size_t limit, best;
+    const char *found;
+} fmd_closest;
+void fmd_closest_init(fmd_closest *c, const char *name);
+void fmd_closest_consider(fmd_closest *c, const char *cand);
+/* The same over an array of n candidates. */
+const char *fmd_closest_name(const char *name, const char *const *cands, size_t n);
+
 #endif

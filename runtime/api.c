@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "runtime/api_internal.h"
-#include "runtime/api_names.h"
 
 FM_API const char *fm_version(void) {
     return FM_VERSION;
@@ -225,7 +224,7 @@ FM_API fm_status fm_mask_select(const fm_program *program, const char *name,
                     if (w < 0) break;
                     used += (size_t)w;
                 }
-                const char *near = fmr_closest_name(
+                const char *near = fmd_closest_name(
                     name, (const char *const *)program->mask_names, program->nmasks);
                 char hint[160];
                 if (near) snprintf(hint, sizeof hint, "did you mean '%s'?", near);

@@ -7,26 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "dsl/ast.h"
 #include "runtime/api_internal.h"
-
-const char *fmr_closest_name(const char *name, const char *const *cands, size_t n) {
-    size_t len = strlen(name);
-    /* One letter is too little to guess from, except a change of case. */
-    size_t limit = len <= 1 ? 0 : len <= 2 ? 1 : len <= 5 ? 2 : 3;
-    size_t best = limit + 1;
-    const char *found = NULL;
-    for (size_t i = 0; i < n; i++) {
-        size_t d = strcasecmp(cands[i], name) == 0 ? 0 : fmd_edit_distance(name, cands[i], limit);
-        if (d < best) {
-            best = d;
-            found = cands[i];
-        }
-    }
-    return found;
-}
 
 /* Appends ", NAME" (or "NAME" first) while it fits, leaving room for the
  * ", ..." that says the list goes on. */
@@ -54,7 +37,7 @@ static void declared_hint(const fmd_program *ast, fmd_decl_kind kind, const char
     size_t n = 0;
     for (size_t i = 0; i < ast->count; i++)
         if (ast->decls[i]->kind == kind) names[n++] = ast->decls[i]->name;
-    const char *near = fmr_closest_name(name, names, n);
+    const char *near = fmd_closest_name(name, names, n);
     char list[400];
     size_t used = 0;
     bool cut = false;

@@ -1,6 +1,6 @@
-/* Messages for a name that a caller binds or types and nothing declares:
- * what there is instead, and the closest match. Shared by the library's
- * binding errors and the tools' unknown-name errors. */
+/* Messages for a name that a caller binds and nothing declares (what there
+ * is instead, and the closest match through fmd_closest_name), and for an
+ * input of the wrong size. */
 #ifndef FM_RUNTIME_API_NAMES_H
 #define FM_RUNTIME_API_NAMES_H
 
@@ -8,11 +8,6 @@
 
 #include "compiler/ir.h"
 #include "flexmask.h"
-
-/* The candidate closest to name when one is close enough to be a likely
- * typo (the front end's rule for unknown names: a change of case, or a few
- * edits for a longer name); NULL when none is. */
-const char *fmr_closest_name(const char *name, const char *const *cands, size_t n);
 
 /* Records the error for binding param (input when `input`) `name`, which
  * mask p does not reach. The file's declarations decide the wording: a
