@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/api_internal.h"
-#include "runtime/attention_convert.h"
-#include "runtime/cuda_fwd.h"
+#include "runtime/api/api_internal.h"
+#include "runtime/cpu/attention_convert.h"
+#include "runtime/cuda/cuda_fwd.h"
 
 typedef struct bench_mask {
     const char *name, *src;

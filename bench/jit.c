@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "compiler/codegen_cuda.h"
-#include "runtime/api_internal.h"
-#include "runtime/jit.h"
+#include "runtime/api/api_internal.h"
+#include "runtime/cuda/jit.h"
 
 static double now(void) {
     struct timespec t;

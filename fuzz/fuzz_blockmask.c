@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "compiler/eval.h"
-#include "runtime/api_internal.h"
+#include "runtime/api/api_internal.h"
 #include "fuzz/fuzz_util.h"
 
 /* ---- the byte stream ---- */

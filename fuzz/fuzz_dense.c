@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "flexmask.h"
-#include "runtime/npy.h"
+#include "runtime/interop/npy.h"
 #include "fuzz/fuzz_util.h"
 
 static uint64_t g_rng;

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/jit_cache.h"
-#include "runtime/sha256.h"
+#include "runtime/cuda/jit_cache.h"
+#include "runtime/cuda/sha256.h"
 #include "fuzz/fuzz_util.h"
 
 static const char *dir(void) {

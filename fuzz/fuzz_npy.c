@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/npy.h"
+#include "runtime/interop/npy.h"
 
 static void dense_round_trip(const fmr_npy *a) {
     if (a->rank < 2 || a->rank > 4 || a->count == 0 || a->count > 1 << 16) return;

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "compiler/eval.h"
-#include "runtime/attention_convert.h"
+#include "runtime/cpu/attention_convert.h"
 
 static int64_t elem_offset(const fm_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3) {
     return i0 * t->strides[0] + i1 * t->strides[1] + i2 * t->strides[2] + i3 * t->strides[3];

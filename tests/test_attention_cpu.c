@@ -1,4 +1,4 @@
-/* CPU attention (runtime/attention_cpu.c) against the float64 reference.
+/* CPU attention (runtime/cpu/attention_cpu.c) against the float64 reference.
  *
  * Most masks here are hand-lowered IR programs with BlockMasks built by
  * brute force in this file, so those tests check the attention runtime
@@ -22,10 +22,10 @@
 #include "dsl/ast.h"
 #include "attention_fixtures.h"
 #include "ref_attention.h"
-#include "runtime/attention_convert.h"
-#include "runtime/api_internal.h"
-#include "runtime/attention_cpu.h"
-#include "runtime/npy.h"
+#include "runtime/cpu/attention_convert.h"
+#include "runtime/api/api_internal.h"
+#include "runtime/cpu/attention_cpu.h"
+#include "runtime/interop/npy.h"
 #include "testutil.h"
 #include "flexmask.h"
 
@@ -792,7 +792,7 @@ static void test_bf16_conversion(void **state) {
     assert_true(isnan(fmr_bf16_to_f32(fmr_f32_to_bf16(NAN))));
 }
 
-/* ---- partial tiles evaluated once (runtime/tile_bits.c) ---- */
+/* ---- partial tiles evaluated once (runtime/cpu/tile_bits.c) ---- */
 
 typedef struct bits_case {
     const char *src;

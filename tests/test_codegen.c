@@ -15,7 +15,7 @@
 
 #include "compiler/codegen_cuda.h"
 #include "compiler/eval.h"
-#include "runtime/api_internal.h"
+#include "runtime/api/api_internal.h"
 
 typedef int (*eval_fn)(const fmc_cuda_mask_env *e, long long b, long long h, long long q,
                        long long kv);

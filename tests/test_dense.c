@@ -13,10 +13,10 @@
 
 #include "compiler/codegen_cuda.h"
 #include "flexmask.h"
-#include "runtime/api_internal.h"
-#include "runtime/attention_cpu.h"
-#include "runtime/jit.h"
-#include "runtime/npy.h"
+#include "runtime/api/api_internal.h"
+#include "runtime/cpu/attention_cpu.h"
+#include "runtime/cuda/jit.h"
+#include "runtime/interop/npy.h"
 #include "testutil.h"
 
 /* Compiles text, binds one input (may be NULL) and builds. */

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "flexmask.h"
-#include "runtime/attention_convert.h"
+#include "runtime/cpu/attention_convert.h"
 
 static fm_device *gpu;
 

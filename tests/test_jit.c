@@ -17,10 +17,10 @@
 #include <unistd.h>
 
 #include "compiler/codegen_cuda.h"
-#include "runtime/api_internal.h"
-#include "runtime/jit.h"
-#include "runtime/jit_cache.h"
-#include "runtime/sha256.h"
+#include "runtime/api/api_internal.h"
+#include "runtime/cuda/jit.h"
+#include "runtime/cuda/jit_cache.h"
+#include "runtime/cuda/sha256.h"
 
 #define FM_MASK_ENV_T fmc_cuda_mask_env
 #include "kernels/fm_fwd_params.h"

@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "compiler/codegen_cuda.h"
-#include "runtime/api_internal.h"
-#include "runtime/attention_convert.h"
+#include "runtime/api/api_internal.h"
+#include "runtime/cpu/attention_convert.h"
 
 #define FM_MASK_ENV_T fmc_cuda_mask_env
 #include "kernels/fm_fwd_params.h"

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/npy.h"
+#include "runtime/interop/npy.h"
 
 static bool has_message(const fmd_diags *d, const char *needle) {
     for (size_t i = 0; i < d->count; i++)

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "flexmask.h"
-#include "runtime/json.h"
+#include "runtime/interop/json.h"
 #include "testutil.h"
 
 static const char *const DOC_MASK =

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "dsl/diag.h"
-#include "runtime/api_internal.h"
+#include "runtime/api/api_internal.h"
 
 /* The common flags' help, in pieces so that a subcommand that reads the
  * shape from its arrays can say so without a second copy of the rest. */

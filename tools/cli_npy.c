@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/npy.h"
+#include "runtime/interop/npy.h"
 
 static void first_message(const fmd_diags *d, const char *fallback, char *err, size_t n) {
     snprintf(err, n, "%s", d->count ? d->items[0].message : fallback);

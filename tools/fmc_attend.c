@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "dsl/diag.h"
-#include "runtime/npy.h"
+#include "runtime/interop/npy.h"
 #include "tools/cli.h"
 #include "tools/fmc_cmds.h"
 

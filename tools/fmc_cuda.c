@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "compiler/codegen_cuda.h"
-#include "runtime/api_internal.h"
-#include "runtime/jit.h"
+#include "runtime/api/api_internal.h"
+#include "runtime/cuda/jit.h"
 #include "tools/cli.h"
 #include "tools/fmc_cmds.h"
 

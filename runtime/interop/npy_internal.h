@@ -2,7 +2,7 @@
 #ifndef FM_RUNTIME_NPY_INTERNAL_H
 #define FM_RUNTIME_NPY_INTERNAL_H
 
-#include "runtime/npy.h"
+#include "runtime/interop/npy.h"
 
 /* What the header dict says. */
 typedef struct fmr_npy_header {

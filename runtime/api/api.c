@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/api_internal.h"
+#include "runtime/api/api_internal.h"
 
 FM_API const char *fm_version(void) {
     return FM_VERSION;

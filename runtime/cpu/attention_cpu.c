@@ -1,7 +1,7 @@
 /* CPU attention forward: argument checks, the per-task driver (panels,
  * tiles, online softmax, output) and the OpenMP loop. The arithmetic
  * kernels live in attention_portable.c and attention_simd_avx2.c. */
-#include "runtime/attention_cpu.h"
+#include "runtime/cpu/attention_cpu.h"
 
 #include <float.h>
 #include <math.h>
@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "compiler/eval.h"
-#include "runtime/attention_convert.h"
-#include "runtime/attention_kernels.h"
+#include "runtime/cpu/attention_convert.h"
+#include "runtime/cpu/attention_kernels.h"
 
 /* Largest block size accepted: tile widths are passed to int32 lanes, and a
  * block this large already needs gigabytes of scratch per thread. */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/jit.h"
+#include "runtime/cuda/jit.h"
 
 /* .nv.info attribute codes (format byte, attribute byte, then a payload). */
 enum {

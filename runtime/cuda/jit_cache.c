@@ -1,6 +1,6 @@
 /* Memory and disk cache for JIT output; see jit_cache.h for the rules. */
 #define _POSIX_C_SOURCE 200809L
-#include "runtime/jit_cache.h"
+#include "runtime/cuda/jit_cache.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/sha256.h"
+#include "runtime/cuda/sha256.h"
 
 #define HEADER_BYTES 96
 static const char MAGIC[8] = {'F', 'M', 'J', 'I', 'T', 'C', 0, 1};

@@ -1,16 +1,16 @@
 /* NVRTC through dlopen, the compile path and the cache glue. */
 #define _POSIX_C_SOURCE 200809L
-#include "runtime/jit.h"
+#include "runtime/cuda/jit.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
-#include "runtime/dynlib.h"
+#include "runtime/cuda/dynlib.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/kernels_embedded.h"
-#include "runtime/sha256.h"
+#include "runtime/cuda/kernels_embedded.h"
+#include "runtime/cuda/sha256.h"
 
 #ifndef FM_VERSION_STRING
 #define FM_VERSION_STRING FM_VERSION

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "compiler/blockmask.h"
-#include "runtime/tile_bits.h"
+#include "runtime/cpu/tile_bits.h"
 #include "dsl/diag.h"
 #include "flexmask.h"
 

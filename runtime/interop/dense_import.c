@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "compiler/eval.h"
-#include "runtime/api_internal.h"
-#include "runtime/npy.h"
+#include "runtime/api/api_internal.h"
+#include "runtime/interop/npy.h"
 
 /* 4 Gi positions: the copy is then 4 GiB, past any mask that makes sense
  * to hold densely. */

@@ -1,6 +1,6 @@
 /* libcuda.so.1 through dlopen. */
 #define _POSIX_C_SOURCE 200809L
-#include "runtime/cuda_loader.h"
+#include "runtime/cuda/cuda_loader.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +18,7 @@ bool fmr_cuda_usable(char *why, size_t n) {
 
 #include <dlfcn.h>
 #include <pthread.h>
-#include "runtime/dynlib.h"
+#include "runtime/cuda/dynlib.h"
 #include <stdlib.h>
 
 static fmr_cuda_api api;

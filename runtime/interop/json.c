@@ -1,5 +1,5 @@
 /* A strict JSON reader (see json.h for why it exists). */
-#include "runtime/json.h"
+#include "runtime/interop/json.h"
 
 #include <stdarg.h>
 #include <stdio.h>

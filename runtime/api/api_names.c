@@ -2,14 +2,14 @@
  * A lowered mask keeps only what it reaches, so the wording that helps
  * (what the file does declare, where) comes from parsing its source again:
  * cheap, and only ever on the way to an error. */
-#include "runtime/api_names.h"
+#include "runtime/api/api_names.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dsl/ast.h"
-#include "runtime/api_internal.h"
+#include "runtime/api/api_internal.h"
 
 /* Appends ", NAME" (or "NAME" first) while it fits, leaving room for the
  * ", ..." that says the list goes on. */

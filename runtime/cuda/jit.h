@@ -3,7 +3,7 @@
  * NVRTC is loaded with dlopen on first use (never linked), so the library
  * starts on machines without it; every entry point then fails with
  * FM_ERR_UNSUPPORTED and a message saying why. Compiled code is cached
- * (runtime/jit_cache.h) under a SHA-256 key over the complete source, the
+ * (runtime/cuda/jit_cache.h) under a SHA-256 key over the complete source, the
  * options, the architecture, NVRTC's version, the library's version and the
  * cache format. Thread-safe. */
 #ifndef FM_RUNTIME_JIT_H
@@ -15,7 +15,7 @@
 
 #include "dsl/diag.h"
 #include "flexmask.h"
-#include "runtime/jit_cache.h"
+#include "runtime/cuda/jit_cache.h"
 
 /* Which compiled variant of the forward kernel. */
 typedef struct fmr_kernel_config {

@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "compiler/eval.h"
-#include "runtime/api_internal.h"
-#include "runtime/api_names.h"
-#include "runtime/attention_cpu.h"
+#include "runtime/api/api_internal.h"
+#include "runtime/api/api_names.h"
+#include "runtime/cpu/attention_cpu.h"
 
 /* Lengths past this would overflow the int32 block indices kernels use. */
 #define FMR_MAX_SEQ_LEN ((int64_t)1 << 31) - 1

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/api_internal.h"
-#include "runtime/attention_convert.h"
-#include "runtime/cuda_fwd.h"
-#include "runtime/cuda_loader.h"
+#include "runtime/api/api_internal.h"
+#include "runtime/cpu/attention_convert.h"
+#include "runtime/cuda/cuda_fwd.h"
+#include "runtime/cuda/cuda_loader.h"
 
 struct fm_device {
     fm_device_kind kind;

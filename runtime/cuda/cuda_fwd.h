@@ -1,6 +1,6 @@
 /* The CUDA forward pass on device-resident tensors: an open GPU with its
  * loaded kernels, a BlockMask uploaded to it, and the launch. The public
- * fm_device_attention (runtime/device.c) copies host tensors through this;
+ * fm_device_attention (runtime/cuda/device.c) copies host tensors through this;
  * bench/gpu and tests/gpu call it directly to time kernels alone. */
 #ifndef FM_RUNTIME_CUDA_FWD_H
 #define FM_RUNTIME_CUDA_FWD_H

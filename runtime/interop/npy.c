@@ -1,7 +1,7 @@
 /* Reading and writing .npy files: the preamble, the size checks, files and
  * memory buffers. The header dict is parsed in npy_header.c. */
 #define _POSIX_C_SOURCE 200809L /* fileno, fstat */
-#include "runtime/npy_internal.h"
+#include "runtime/interop/npy_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -7,8 +7,8 @@
 #include <immintrin.h>
 #include <math.h>
 
-#include "runtime/attention_exp2.h"
-#include "runtime/attention_kernels.h"
+#include "runtime/cpu/attention_exp2.h"
+#include "runtime/cpu/attention_kernels.h"
 
 #define AVX2 __attribute__((target("avx2,fma")))
 

@@ -1,5 +1,5 @@
 /* Partial tiles evaluated once (see tile_bits.h). */
-#include "runtime/tile_bits.h"
+#include "runtime/cpu/tile_bits.h"
 
 #include <omp.h>
 #include <stdatomic.h>

@@ -21,8 +21,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runtime/api_internal.h"
-#include "runtime/json.h"
+#include "runtime/api/api_internal.h"
+#include "runtime/interop/json.h"
 
 /* The reference implementation refuses headers above 100 MB. */
 #define FMR_ST_MAX_HEADER ((uint64_t)100000000)

@@ -1,4 +1,4 @@
-#include "runtime/dynlib.h"
+#include "runtime/cuda/dynlib.h"
 
 #include <dlfcn.h>
 #include <stdio.h>

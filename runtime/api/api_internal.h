@@ -10,7 +10,7 @@
 #include "dsl/ast.h"
 #include "dsl/diag.h"
 #include "flexmask.h"
-#include "runtime/tile_bits.h"
+#include "runtime/cpu/tile_bits.h"
 
 struct fm_diagnostics {
     fmd_diags d;

@@ -2,9 +2,9 @@
  * path, written so a compiler may vectorise them but correct without it. */
 #include <math.h>
 
-#include "runtime/attention_convert.h"
-#include "runtime/attention_exp2.h"
-#include "runtime/attention_kernels.h"
+#include "runtime/cpu/attention_convert.h"
+#include "runtime/cpu/attention_exp2.h"
+#include "runtime/cpu/attention_kernels.h"
 
 static float exp2_nonpos(float x) {
     /* -inf (an excluded position, or an empty running maximum) lands here

@@ -6,7 +6,7 @@
  * older numpy under Python 2, which wrote `3L`) produces, with free
  * whitespace and either quote, and refuse the rest with the byte offset of
  * the problem. The parser only ever indexes below the length it is given. */
-#include "runtime/npy_internal.h"
+#include "runtime/interop/npy_internal.h"
 
 #include <string.h>
 

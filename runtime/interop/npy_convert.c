@@ -1,6 +1,6 @@
 /* Converting loaded arrays to the element types flexmask computes with, and
  * IEEE half precision. */
-#include "runtime/npy_internal.h"
+#include "runtime/interop/npy_internal.h"
 
 #include <float.h>
 #include <math.h>

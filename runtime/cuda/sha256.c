@@ -1,6 +1,6 @@
 /* SHA-256 as FIPS 180-4 describes it; checked against its test vectors in
  * tests/test_jit.c. */
-#include "runtime/sha256.h"
+#include "runtime/cuda/sha256.h"
 
 #include <string.h>
 

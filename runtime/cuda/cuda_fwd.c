@@ -1,8 +1,8 @@
-/* The CUDA forward launch: kernels come from the JIT (runtime/jit.c) and
+/* The CUDA forward launch: kernels come from the JIT (runtime/cuda/jit.c) and
  * are loaded once per GPU handle; BlockMask lists and mask inputs are
  * uploaded once per fmr_gpu_mask. */
 #define _POSIX_C_SOURCE 200809L
-#include "runtime/cuda_fwd.h"
+#include "runtime/cuda/cuda_fwd.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "compiler/codegen_cuda.h"
-#include "runtime/cuda_loader.h"
-#include "runtime/jit.h"
+#include "runtime/cuda/cuda_loader.h"
+#include "runtime/cuda/jit.h"
 
 #define FM_MASK_ENV_T fmc_cuda_mask_env
 #include "kernels/fm_fwd_params.h"

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/api_internal.h"
+#include "runtime/api/api_internal.h"
 
 #define FMR_MAX_TOKENS (((int64_t)1 << 31) - 1)
 
