@@ -160,7 +160,7 @@ static result measure(fm_program *prog, const char *name, int64_t S, int64_t D, 
         if (st != FM_OK) die_diags("fm_bindings_set_input", st, d);
     }
     fm_shape shape = {1, heads, S, S};
-    fm_build_options opts = {.block_q = 128, .block_kv = 128};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 128, .block_kv = 128};
     fm_blockmask *bm;
     if ((st = fm_blockmask_build(mask, bind, shape, &opts, d, &bm)) != FM_OK)
         die_diags("fm_blockmask_build", st, d);
@@ -169,6 +169,7 @@ static result measure(fm_program *prog, const char *name, int64_t S, int64_t D, 
 
     fm_attention_args a;
     memset(&a, 0, sizeof a);
+    a.struct_size = sizeof a;
     a.mask = bm;
     a.q = fm_tensor_contiguous(q, FM_FLOAT32, 1, heads, S, D);
     a.k = fm_tensor_contiguous(k, FM_FLOAT32, 1, heads, S, D);

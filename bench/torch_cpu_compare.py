@@ -48,7 +48,7 @@ class Tensor(C.Structure):
 
 
 class AttentionArgs(C.Structure):
-    _fields_ = [("mask", C.c_void_p), ("q", Tensor), ("k", Tensor), ("v", Tensor),
+    _fields_ = [("struct_size", C.c_size_t), ("mask", C.c_void_p), ("q", Tensor), ("k", Tensor), ("v", Tensor),
                 ("out", Tensor), ("lse", C.c_void_p), ("scale", C.c_float),
                 ("num_threads", C.c_int)]
 
@@ -115,7 +115,7 @@ class Flexmask:
         return bm
 
     def attention(self, bm, q, k, v, out):
-        a = AttentionArgs(mask=bm, q=tensor(q), k=tensor(k), v=tensor(v), out=tensor(out),
+        a = AttentionArgs(struct_size=C.sizeof(AttentionArgs), mask=bm, q=tensor(q), k=tensor(k), v=tensor(v), out=tensor(out),
                           lse=None, scale=0.0, num_threads=0)
         L = self.lib
         d = L.fm_diagnostics_create()

@@ -281,7 +281,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     r.bq = 1 + take() % 64;
     r.bkv = take() % 3 == 0 ? r.bq : 1 + take() % 64;
-    fm_build_options opts = {.block_q = r.bq, .block_kv = r.bkv};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = r.bq, .block_kv = r.bkv};
     unsigned budget = take();
     if (budget >= 224) opts.memory_budget = 8 * (int64_t)(budget - 223) * (1 + take());
 

@@ -255,7 +255,7 @@ static void attention_check(const fm_blockmask *m, const uint8_t *dense, fm_shap
         k[i] = (float)((int)(rnd() % 2001) - 1000) / 500.0f;
     for (int64_t i = 0; i < nk; i++)
         v[i] = (float)((int)(rnd() % 2001) - 1000) / 500.0f;
-    fm_attention_args args = {
+    fm_attention_args args = {.struct_size = sizeof(fm_attention_args), 
         .mask = m,
         .q = fm_tensor_contiguous(q, FM_FLOAT32, s.batch, s.heads, s.q_len, D),
         .k = fm_tensor_contiguous(k, FM_FLOAT32, s.batch, kvh, s.kv_len, D),
@@ -397,7 +397,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         else
             bits[i] = (uint8_t)(2 + take() % 254);
     }
-    fm_build_options o = {.block_q = 1 + take() % 64, .block_kv = 1 + take() % 64};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = 1 + take() % 64, .block_kv = 1 + take() % 64};
     if (long_rows) {
         /* Tiles of a few keys up to past the whole row. */
         o.block_q = 1 + o.block_q % 4;

@@ -18,7 +18,7 @@ static void dense_round_trip(const fmr_npy *a) {
     const uint8_t *v = a->data;
     bool valid = true;
     for (size_t i = 0; i < a->count; i++) valid = valid && v[i] <= 1;
-    fm_build_options o = {.block_q = 1 + v[0] % 8, .block_kv = 1 + v[a->count - 1] % 8};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = 1 + v[0] % 8, .block_kv = 1 + v[a->count - 1] % 8};
     fm_diagnostics *d = fm_diagnostics_create();
     fm_blockmask *m = NULL;
     fm_status st = fm_blockmask_from_dense(a->data, FM_DENSE_BOOL, a->rank, a->shape, NULL, &o, d, &m);

@@ -64,7 +64,7 @@ static void round_trip(void) {
     fm_blockmask *bm = NULL, *back = NULL;
     int32_t *arrays[4] = {0};
     fm_shape s = {1 + take() % 3, 1 + take() % 3, 1 + take() % 70, 1 + take() % 70};
-    fm_build_options opts = {.block_q = 1 + take() % 32, .block_kv = 1 + take() % 32};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 1 + take() % 32, .block_kv = 1 + take() % 32};
     if (fm_compile_string("rt.mask", src, strlen(src), diags, &prog) != FM_OK ||
         fm_mask_select(prog, NULL, diags, &mask) != FM_OK ||
         fm_bindings_create(mask, &bind) != FM_OK)

@@ -182,13 +182,21 @@ typedef struct fm_shape {
     int64_t batch, heads, q_len, kv_len;
 } fm_shape;
 
+/* Options and argument structs start with struct_size, set by the caller to
+ * sizeof the struct its header declares (the FM_*_INIT macros do it), so
+ * later versions can add fields at the end without breaking callers built
+ * against older headers: fields past struct_size read as 0, their default.
+ * A struct_size of 0, or larger than this library knows, is
+ * FM_ERR_INVALID_ARGUMENT with a message. */
 typedef struct fm_build_options {
+    size_t struct_size;        /* sizeof(fm_build_options) */
     int64_t block_q, block_kv; /* 0: 128 */
     int64_t memory_budget;     /* bytes the lists may take; 0: 1 GiB */
     int64_t max_evaluations;   /* point evaluations the build may make; 0: no bound.
                                   Most masks need none; set a bound when the mask or
                                   shape comes from an untrusted source */
 } fm_build_options;
+#define FM_BUILD_OPTIONS_INIT {.struct_size = sizeof(fm_build_options)}
 
 /* Builds the BlockMask of mask for shape with bindings (NULL: defaults
  * only). opts may be NULL. FM_ERR_BINDING for a missing param or an input
@@ -257,6 +265,7 @@ FM_API fm_tensor fm_tensor_contiguous(void *data, fm_dtype dtype, int64_t d0, in
                                       int64_t d2, int64_t d3);
 
 typedef struct fm_attention_args {
+    size_t struct_size; /* sizeof(fm_attention_args); see fm_build_options */
     const fm_blockmask *mask;
     fm_tensor q;   /* [BATCH, HEADS, Q_LEN, D] */
     fm_tensor k;   /* [BATCH, KV_HEADS, KV_LEN, D]; KV_HEADS divides HEADS */
@@ -266,6 +275,7 @@ typedef struct fm_attention_args {
     float scale;   /* 0: 1/sqrt(D) */
     int num_threads; /* 0: OpenMP's default */
 } fm_attention_args;
+#define FM_ATTENTION_ARGS_INIT {.struct_size = sizeof(fm_attention_args)}
 
 /* Flash-style attention forward over the BlockMask on the CPU: empty tiles
  * are skipped, full tiles never evaluate the mask. A query row with no true
@@ -278,7 +288,7 @@ typedef struct fm_attention_args {
 FM_API fm_status fm_attention_cpu(const fm_attention_args *args, fm_diagnostics *diags);
 
 
-/* ==== scenarios, dense masks and PyTorch interop (issue 6) =================== */
+/* ==== scenarios, dense masks and PyTorch interop ============================= */
 
 /* ---- speculative-decoding token trees (examples/masks/tree.mask) ---- */
 

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "flexmask.h"
@@ -221,7 +222,7 @@ static void test_ownership(void **state) {
     int64_t dims[1] = {16};
     assert_int_equal(fm_bindings_set_input(b, "doc", doc, 1, dims, FM_COPY, NULL), FM_OK);
     fm_shape shape = {1, 1, 16, 16};
-    fm_build_options opts = {.block_q = 4, .block_kv = 4};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 4, .block_kv = 4};
     fm_blockmask *bm = NULL;
     assert_int_equal(fm_blockmask_build(m, b, shape, &opts, NULL, &bm), FM_OK);
     for (int i = 0; i < 16; i++) doc[i] = 99; /* the copy is what counts */
@@ -256,7 +257,7 @@ static void test_evaluation_bound(void **state) {
     (void)state;
     fm_mask *m = compile_mask("mask m = q * q % 7 == 3 || kv * kv % 7 == 5;\n", NULL);
     fm_shape shape = {1, 1, 300, 300};
-    fm_build_options opts = {.block_q = 100, .block_kv = 100, .max_evaluations = 1000};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 100, .block_kv = 100, .max_evaluations = 1000};
     fm_diagnostics *d = fm_diagnostics_create();
     fm_blockmask *bm = NULL;
     assert_int_equal(fm_blockmask_build(m, NULL, shape, &opts, d, &bm), FM_ERR_LIMIT);
@@ -274,6 +275,48 @@ static void test_evaluation_bound(void **state) {
     fm_mask_free(m);
 }
 
+/* Options and args carry their size: an unset one is refused with a
+ * message, a newer caller's larger one too, and an older caller's shorter
+ * one reads the missing fields as their defaults. */
+static void test_struct_size(void **state) {
+    (void)state;
+    fm_mask *m = compile_mask("mask m = kv <= q;\n", NULL);
+    fm_shape shape = {1, 1, 64, 64};
+    fm_diagnostics *d = fm_diagnostics_create();
+    fm_blockmask *bm = NULL;
+    fm_build_options unset = {.block_q = 16, .block_kv = 16};
+    assert_int_equal(fm_blockmask_build(m, NULL, shape, &unset, d, &bm), FM_ERR_INVALID_ARGUMENT);
+    assert_null(bm);
+    fm_diagnostic x;
+    assert_int_equal(fm_diagnostics_get(d, 0, &x), FM_OK);
+    assert_string_equal(x.message, "fm_build_options.struct_size is 0: set it to "
+                                   "sizeof(fm_build_options) (the FM_*_INIT macros do)");
+    fm_diagnostics_clear(d);
+    fm_build_options newer = FM_BUILD_OPTIONS_INIT;
+    newer.struct_size += 8;
+    assert_int_equal(fm_blockmask_build(m, NULL, shape, &newer, d, &bm), FM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(fm_diagnostics_get(d, 0, &x), FM_OK);
+    assert_non_null(strstr(x.message, "built against another flexmask.h"));
+    /* An older header that ended after block_kv: the budget and the
+     * evaluation bound it never set are the defaults, whatever follows. */
+    fm_build_options older = {.struct_size = offsetof(fm_build_options, memory_budget),
+                              .block_q = 16, .block_kv = 32, .memory_budget = 1,
+                              .max_evaluations = 1};
+    assert_int_equal(fm_blockmask_build(m, NULL, shape, &older, d, &bm), FM_OK);
+    fm_blockmask_info info;
+    assert_int_equal(fm_blockmask_get_info(bm, &info), FM_OK);
+    assert_int_equal(info.block_q, 16);
+    assert_int_equal(info.block_kv, 32);
+    fm_attention_args args = {.mask = bm};
+    fm_diagnostics_clear(d);
+    assert_int_equal(fm_attention_cpu(&args, d), FM_ERR_INVALID_ARGUMENT);
+    assert_int_equal(fm_diagnostics_get(d, 0, &x), FM_OK);
+    assert_non_null(strstr(x.message, "fm_attention_args.struct_size is 0"));
+    fm_blockmask_free(bm);
+    fm_diagnostics_free(d);
+    fm_mask_free(m);
+}
+
 typedef struct shared_work {
     const fm_mask *mask;
     const fm_blockmask *bm;
@@ -284,7 +327,7 @@ typedef struct shared_work {
 static void *worker(void *arg) {
     shared_work *w = arg;
     fm_shape shape = {2, 3, 300, 257};
-    fm_build_options opts = {.block_q = 32, .block_kv = 16};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 32, .block_kv = 16};
     for (int rep = 0; rep < 4; rep++) {
         fm_blockmask *mine = NULL;
         if (fm_blockmask_build(w->mask, NULL, shape, &opts, NULL, &mine) != FM_OK) {
@@ -314,7 +357,7 @@ static void test_concurrent_const_handles(void **state) {
     (void)state;
     fm_mask *m = compile_mask("mask m = kv <= q + h && (q - kv) % (b + 2) != 1;\n", NULL);
     fm_shape shape = {2, 3, 300, 257};
-    fm_build_options opts = {.block_q = 32, .block_kv = 16};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 32, .block_kv = 16};
     fm_blockmask *bm = NULL;
     assert_int_equal(fm_blockmask_build(m, NULL, shape, &opts, NULL, &bm), FM_OK);
     enum { N = 4 };
@@ -343,6 +386,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_unknown_binding_names),
         cmocka_unit_test(test_ownership),
         cmocka_unit_test(test_evaluation_bound),
+        cmocka_unit_test(test_struct_size),
         cmocka_unit_test(test_concurrent_const_handles),
     };
     return TU_RUN(tests, argc, argv);

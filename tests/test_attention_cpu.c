@@ -78,6 +78,7 @@ typedef struct run_out {
 static void check_bm(const fmc_blockmask *bm, const case_spec *s, tu_rng *rng) {
     fm_attention_args a;
     memset(&a, 0, sizeof a);
+    a.struct_size = sizeof a;
     a.q = af_make_tensor(s->dq, s->layout, s->B, s->H, s->Q, s->D);
     a.k = af_make_tensor(s->dk, s->layout, s->B, s->KVH, s->KV, s->D);
     a.v = af_make_tensor(s->dv, s->layout, s->B, s->KVH, s->KV, s->D);
@@ -289,6 +290,7 @@ static void test_thread_determinism(void **state) {
     fmc_blockmask *bm = af_build_bm(&tm, 16, 32);
     fm_attention_args a;
     memset(&a, 0, sizeof a);
+    a.struct_size = sizeof a;
     a.q = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, H, Q, D);
     a.k = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, 2, KV, D);
     a.v = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, 2, KV, D);
@@ -338,6 +340,7 @@ static void test_nonfinite_masked_values(void **state) {
     assert_true(bm->stats.partial > 0);
     fm_attention_args a;
     memset(&a, 0, sizeof a);
+    a.struct_size = sizeof a;
     a.q = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, H, Q, D);
     a.k = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, H, KV, D);
     a.v = af_make_tensor(FM_FLOAT32, AF_L_BHSD, B, H, KV, D);
@@ -386,6 +389,7 @@ static void test_isa_switch(void **state) {
     fmc_blockmask *bm = af_build_bm(&tm, 16, 16);
     fm_attention_args a;
     memset(&a, 0, sizeof a);
+    a.struct_size = sizeof a;
     a.q = af_make_tensor(FM_FLOAT32, AF_L_BHSD, 1, 1, 50, 16);
     a.k = af_make_tensor(FM_FLOAT32, AF_L_BHSD, 1, 1, 50, 16);
     a.v = af_make_tensor(FM_FLOAT32, AF_L_BHSD, 1, 1, 50, 16);
@@ -543,6 +547,7 @@ static void test_fmc_attend(void **state) {
         fmr_npy_dtype nd = half ? FMR_NPY_FLOAT16 : FMR_NPY_FLOAT32;
         fm_attention_args a;
         memset(&a, 0, sizeof a);
+        a.struct_size = sizeof a;
         a.q = af_make_tensor(dt, AF_L_BHSD, B, H, S, D);
         a.k = af_make_tensor(dt, AF_L_BHSD, B, KVH, S, D);
         a.v = af_make_tensor(dt, AF_L_BHSD, B, KVH, S, D);
@@ -657,6 +662,7 @@ static void bad_setup(bad_fixture *f) {
     memset(f, 0, sizeof *f);
     af_make_mask(&f->tm, AF_M_CAUSAL, 2, 4, 20, 30, &rng);
     f->bm = af_build_bm(&f->tm, 8, 8);
+    f->a.struct_size = sizeof f->a;
     f->a.q = fm_tensor_contiguous(f->q, FM_FLOAT32, 2, 4, 20, 8);
     f->a.k = fm_tensor_contiguous(f->k, FM_FLOAT32, 2, 2, 30, 8);
     f->a.v = fm_tensor_contiguous(f->v, FM_FLOAT32, 2, 2, 30, 8);
@@ -833,7 +839,7 @@ static void test_partial_tiles_once(void **state) {
             int64_t dims[1] = {c->KV};
             assert_int_equal(fm_bindings_set_input(bind, "doc", doc, 1, dims, FM_COPY, diags), FM_OK);
         }
-        fm_build_options opts = {.block_q = c->block_q, .block_kv = c->block_kv};
+        fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = c->block_q, .block_kv = c->block_kv};
         assert_int_equal(fm_blockmask_build(mask, bind, (fm_shape){c->B, c->H, c->Q, c->KV}, &opts,
                                             diags, &bmh),
                          FM_OK);
@@ -868,7 +874,7 @@ static void test_partial_tiles_once(void **state) {
         }
         fmr_tile_bits_free(&tb);
 
-        fm_attention_args a = {.mask = bmh};
+        fm_attention_args a = {.struct_size = sizeof(fm_attention_args), .mask = bmh};
         a.q = af_make_tensor(FM_FLOAT32, 0, c->B, c->H, c->Q, 64);
         a.k = af_make_tensor(FM_FLOAT32, 0, c->B, c->H, c->KV, 64);
         a.v = af_make_tensor(FM_FLOAT32, 0, c->B, c->H, c->KV, 64);

@@ -28,7 +28,7 @@ static fm_blockmask *build_text(const char *text, const char *input, const int32
     fm_mask *m = NULL;
     fm_bindings *b = NULL;
     fm_blockmask *bm = NULL;
-    fm_build_options o = {.block_q = bq, .block_kv = bkv};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = bq, .block_kv = bkv};
     fm_status st = fm_compile_string("test.mask", text, strlen(text), d, &p);
     if (st == FM_OK) st = fm_mask_select(p, NULL, d, &m);
     if (st == FM_OK) st = fm_bindings_create(m, &b);
@@ -47,7 +47,7 @@ static fm_blockmask *build_text(const char *text, const char *input, const int32
 static fm_blockmask *import(const void *data, fm_dense_kind kind, size_t rank, const int64_t *dims,
                             const fm_shape *shape, int64_t bq, int64_t bkv) {
     fm_diagnostics *d = fm_diagnostics_create();
-    fm_build_options o = {.block_q = bq, .block_kv = bkv};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = bq, .block_kv = bkv};
     fm_blockmask *bm = NULL;
     fm_status st = fm_blockmask_from_dense(data, kind, rank, dims, shape, &o, d, &bm);
     if (st != FM_OK) tu_fail_with(st, d, "dense import");
@@ -208,7 +208,7 @@ static void test_dense_of_known_masks(void **state) {
             K[i] = (float)tu_rng_range(&rng, -1000, 1000) / 500.0f;
             V[i] = (float)tu_rng_range(&rng, -1000, 1000) / 500.0f;
         }
-        fm_attention_args args = {0};
+        fm_attention_args args = {.struct_size = sizeof(fm_attention_args)};
         args.q = fm_tensor_contiguous(Q, FM_FLOAT32, 1, s.heads, s.q_len, D);
         args.k = fm_tensor_contiguous(K, FM_FLOAT32, 1, s.heads, s.kv_len, D);
         args.v = fm_tensor_contiguous(V, FM_FLOAT32, 1, s.heads, s.kv_len, D);
@@ -274,7 +274,7 @@ static void test_npy_round_trip(void **state) {
     fmr_npy_free(&a);
     /* Imported back from the file: the same tiles (the file has B = 2,
      * H = 3, so nothing broadcasts there). */
-    fm_build_options o = {.block_q = 4, .block_kv = 4};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = 4, .block_kv = 4};
     fm_blockmask *back = NULL;
     fm_status st = fm_blockmask_from_npy(path, NULL, &o, d, &back);
     if (st != FM_OK) tu_fail_with(st, d, path);
@@ -473,7 +473,7 @@ static fm_blockmask *int32_twin(const fm_blockmask *imported, const uint8_t *m, 
     fm_mask *mask = NULL;
     fm_bindings *b = NULL;
     fm_blockmask *bm = NULL;
-    fm_build_options o = {.block_q = bq, .block_kv = bkv};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = bq, .block_kv = bkv};
     assert_int_equal(fm_compile_string(src->name, src->text, src->len, NULL, &p), FM_OK);
     assert_int_equal(fm_mask_select(p, "dense", NULL, &mask), FM_OK);
     assert_int_equal(mask->shared->program->inputs[0].elem_bytes, 4);
@@ -504,7 +504,7 @@ static void assert_same_attention(const fm_blockmask *x, const fm_blockmask *y, 
         V[i] = (float)tu_rng_range(rng, -1000, 1000) / 300.0f;
     }
     for (int w = 0; w < 2; w++) {
-        fm_attention_args a = {0};
+        fm_attention_args a = {.struct_size = sizeof(fm_attention_args)};
         a.mask = w ? y : x;
         a.q = fm_tensor_contiguous(Q, FM_FLOAT32, s.batch, s.heads, s.q_len, D);
         a.k = fm_tensor_contiguous(K, FM_FLOAT32, s.batch, s.heads, s.kv_len, D);

@@ -128,7 +128,7 @@ static bool always_true(const char *name, const char *text, size_t len) {
     fm_mask *mask = NULL;
     fm_blockmask *bm = NULL;
     fm_shape shape = {1, 1, 37, 45};
-    fm_build_options opts = {.block_q = 16, .block_kv = 16};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 16, .block_kv = 16};
     fm_status st = fm_compile_string(name, text, len, d, &prog);
     if (!st) st = fm_mask_select(prog, NULL, d, &mask);
     if (!st) st = fm_blockmask_build(mask, NULL, shape, &opts, d, &bm);
@@ -573,7 +573,7 @@ static void run_semantic_case(const sem_case *k) {
     for (size_t i = 0; !st && i < c.n_in; i++)
         st = fm_bindings_set_input(bind, c.in[i].name, c.in[i].data, c.in[i].rank, c.in[i].dims,
                                    FM_COPY, d);
-    fm_build_options opts = {.block_q = 16, .block_kv = 8};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 16, .block_kv = 8};
     if (!st) st = fm_blockmask_build(mask, bind, k->shape, &opts, d, &bm);
     if (st) {
         print_error("%s: %s\n", path, fm_status_string(st));

@@ -167,7 +167,7 @@ static void run_case(const mask_case *mc, run_cfg rc, tu_rng *r) {
     if (mc->q_len) rc.q_len = mc->q_len, rc.kv_len = mc->kv_len;
     fm_shape sh = {rc.batch, rc.heads, rc.q_len, rc.kv_len};
     bind_inputs(mask, bind, sh, r, NULL, NULL);
-    fm_build_options opts = {.block_q = rc.block_q, .block_kv = rc.block_kv};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = rc.block_q, .block_kv = rc.block_kv};
     fm_blockmask *bm;
     fm_diagnostics *dg = fm_diagnostics_create();
     if (fm_blockmask_build(mask, bind, sh, &opts, dg, &bm) != FM_OK) {
@@ -184,7 +184,7 @@ static void run_case(const mask_case *mc, run_cfg rc, tu_rng *r) {
     fill16(k, nkv, rc.bf16, r);
     fill16(v, nkv, rc.bf16, r);
     fm_dtype dt = rc.bf16 ? FM_BFLOAT16 : FM_FLOAT16;
-    fm_attention_args a = {
+    fm_attention_args a = {.struct_size = sizeof(fm_attention_args), 
         .mask = bm,
         .q = fm_tensor_contiguous(q, dt, rc.batch, rc.heads, rc.q_len, D),
         .k = fm_tensor_contiguous(k, dt, rc.batch, rc.kv_heads, rc.kv_len, D),
@@ -278,12 +278,12 @@ static void test_unsupported_block_size(void **state) {
     assert_int_equal(fm_compile_string("m", "mask m = kv <= q;", 17, NULL, &prog), FM_OK);
     assert_int_equal(fm_mask_select(prog, NULL, NULL, &mask), FM_OK);
     fm_shape sh = {1, 1, 100, 100};
-    fm_build_options opts = {.block_q = 100, .block_kv = 100};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 100, .block_kv = 100};
     fm_blockmask *bm;
     assert_int_equal(fm_blockmask_build(mask, NULL, sh, &opts, NULL, &bm), FM_OK);
     static uint16_t q[100 * 64], k[100 * 64], v[100 * 64];
     static float o[100 * 64];
-    fm_attention_args a = {.mask = bm,
+    fm_attention_args a = {.struct_size = sizeof(fm_attention_args), .mask = bm,
                            .q = fm_tensor_contiguous(q, FM_FLOAT16, 1, 1, 100, 64),
                            .k = fm_tensor_contiguous(k, FM_FLOAT16, 1, 1, 100, 64),
                            .v = fm_tensor_contiguous(v, FM_FLOAT16, 1, 1, 100, 64),

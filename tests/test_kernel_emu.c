@@ -98,7 +98,7 @@ static void prepare_dense(const emu_case *c, prepared *p) {
                 m[(h * S + q) * T + kv] = kv <= q + 20 && (q * 7 + kv * 13 + h) % 5 != 0 && q != 3;
     int64_t dims[3] = {H, S, T};
     fm_shape sh = {c->batch, H, S, T};
-    fm_build_options o = {.block_q = c->block_q, .block_kv = c->block_kv};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = c->block_q, .block_kv = c->block_kv};
     assert_int_equal(fm_blockmask_from_dense(m, FM_DENSE_BOOL, 3, dims, &sh, &o, NULL, &p->bm),
                      FM_OK);
     assert_true(fmc_input_is_bytes(&p->bm->bm->program->inputs[0]));
@@ -125,7 +125,7 @@ static void prepare_case(const emu_case *c, prepared *p, tu_rng *r) {
     }
     bind_inputs(c, p, r);
     fm_shape sh = {c->batch, c->heads, c->q_len, c->kv_len};
-    fm_build_options o = {.block_q = c->block_q, .block_kv = c->block_kv};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = c->block_q, .block_kv = c->block_kv};
     assert_int_equal(fm_blockmask_build(p->mask, p->bind, sh, &o, NULL, &p->bm), FM_OK);
 }
 
@@ -234,7 +234,7 @@ static void run_case(const emu_case *c, prepared *p, emu_run_fn run, tu_rng *r) 
     run(&prm, (unsigned)((S + FM_FWD_BLOCK_M - 1) / FM_FWD_BLOCK_M), (unsigned)H, (unsigned)B);
 
     fm_dtype dt = c->bf16 ? FM_BFLOAT16 : FM_FLOAT16;
-    fm_attention_args a = {.mask = p->bm,
+    fm_attention_args a = {.struct_size = sizeof(fm_attention_args), .mask = p->bm,
                            .q = fm_tensor_contiguous(q, dt, B, H, S, D),
                            .k = fm_tensor_contiguous(k, dt, B, KVH, T, D),
                            .v = fm_tensor_contiguous(v, dt, B, KVH, T, D),

@@ -157,7 +157,7 @@ static void teardown_mask(built *b) {
 static fm_status build(built *b, fm_shape s, int64_t block, int64_t budget, char **msgs,
                        fm_blockmask_info *info) {
     fm_diagnostics_clear(b->diags);
-    fm_build_options o = {.block_q = block, .block_kv = block, .memory_budget = budget};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = block, .block_kv = block, .memory_budget = budget};
     fm_blockmask *m = NULL;
     fm_status st = fm_blockmask_build(b->mask, NULL, s, &o, b->diags, &m);
     if (m && info) fm_blockmask_get_info(m, info);
@@ -259,7 +259,7 @@ static void test_dense_export_limit(void **state) {
     (void)state;
     built b;
     setup_mask(&b, "mask m = kv <= q;\n");
-    fm_build_options o = {.block_q = 65536, .block_kv = 65536};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = 65536, .block_kv = 65536};
     fm_blockmask *m = NULL;
     assert_int_equal(fm_blockmask_build(b.mask, NULL, (fm_shape){1, 1, 1 << 20, 1 << 20}, &o,
                                         b.diags, &m),

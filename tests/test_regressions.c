@@ -93,7 +93,7 @@ static void check_blockmask_case(const bm_case *c) {
                                                FM_COPY, diags),
                          FM_OK);
     }
-    fm_build_options opts = {.block_q = c->block_q, .block_kv = c->block_kv};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = c->block_q, .block_kv = c->block_kv};
     fm_status st = fm_blockmask_build(mask, bind, c->shape, &opts, diags, &bm);
     char *text = fm_diagnostics_format(diags, false);
     if (st != c->expect || (c->message && (!text || !strstr(text, c->message))))

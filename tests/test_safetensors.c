@@ -31,7 +31,7 @@ static fm_blockmask *build(const char *text, fm_shape s, int64_t bq, int64_t bkv
     fm_mask *m = NULL;
     fm_bindings *b = NULL;
     fm_blockmask *bm = NULL;
-    fm_build_options o = {.block_q = bq, .block_kv = bkv};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = bq, .block_kv = bkv};
     fm_status st = fm_compile_string("st.mask", text, strlen(text), d, &p);
     if (st == FM_OK) st = fm_mask_select(p, NULL, d, &m);
     if (st == FM_OK) st = fm_bindings_create(m, &b);
@@ -306,7 +306,7 @@ static void test_round_trip_file_and_attention(void **state) {
         k[i] = (float)tu_rng_range(&rng, -999, 999) / 333.0f;
         v[i] = (float)tu_rng_range(&rng, -999, 999) / 333.0f;
     }
-    fm_attention_args a = {0};
+    fm_attention_args a = {.struct_size = sizeof(fm_attention_args)};
     a.q = fm_tensor_contiguous(q, FM_FLOAT32, 1, 2, 64, D);
     a.k = fm_tensor_contiguous(k, FM_FLOAT32, 1, 2, 64, D);
     a.v = fm_tensor_contiguous(v, FM_FLOAT32, 1, 2, 64, D);
@@ -348,7 +348,7 @@ static void test_dense_import_round_trip(void **state) {
         m[i] = (uint8_t)(tu_rng_range(&rng, 0, 3) != 0);
     int64_t dims[3] = {3, 20, 24};
     fm_shape s = {2, 3, 20, 24};
-    fm_build_options o = {.block_q = 8, .block_kv = 8};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = 8, .block_kv = 8};
     fm_blockmask *bm = NULL;
     assert_int_equal(fm_blockmask_from_dense(m, FM_DENSE_BOOL, 3, dims, &s, &o, NULL, &bm), FM_OK);
     size_t len;

@@ -255,7 +255,7 @@ static fm_mask *load_mask(const char *file) {
 
 static fm_blockmask *build_or_fail(fm_mask *m, fm_bindings *b, fm_shape s, int64_t block) {
     fm_diagnostics *d = fm_diagnostics_create();
-    fm_build_options o = {.block_q = block, .block_kv = block};
+    fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = block, .block_kv = block};
     fm_blockmask *bm = NULL;
     fm_status st = fm_blockmask_build(m, b, s, &o, d, &bm);
     if (st != FM_OK) {

@@ -87,7 +87,7 @@ static sp_result sp_run(const sp_build *c) {
     if (r.st == FM_OK) {
         fm_shape s = c->shape;
         if (!s.batch) s = (fm_shape){1, 1, 8, 8};
-        fm_build_options o = {.block_q = c->block ? c->block : 4,
+        fm_build_options o = {.struct_size = sizeof(fm_build_options), .block_q = c->block ? c->block : 4,
                               .block_kv = c->block ? c->block : 4};
         r.st = fm_blockmask_build(r.mask, bind, s, &o, d, &r.bm);
     }
@@ -823,7 +823,7 @@ static void reference_case(tu_rng *r, ref_stats *st) {
                    .Q = tu_rng_range(r, 1, 24),
                    .params = params};
     w.KV = tu_rng_range(r, 0, 1) ? w.Q : tu_rng_range(r, 1, 24);
-    fm_build_options opts = {.block_q = tu_rng_range(r, 1, 9), .block_kv = tu_rng_range(r, 1, 9)};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = tu_rng_range(r, 1, 9), .block_kv = tu_rng_range(r, 1, 9)};
     if (tu_rng_range(r, 0, 7) == 0) {
         /* Larger tiles, where the analysis settles regions inside a tile. */
         w.B = w.H = 1;

@@ -148,7 +148,7 @@ int fmcli_prepare(const fmcli_common *c, fmcli_session *s) {
 }
 
 int fmcli_build_blockmask(const fmcli_common *c, fmcli_session *s, fm_shape shape) {
-    fm_build_options opts = {.block_q = c->block_q,
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = c->block_q,
                              .block_kv = c->block_kv,
                              .memory_budget = c->memory_budget,
                              .max_evaluations = c->max_evaluations};

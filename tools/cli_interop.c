@@ -6,7 +6,7 @@
 int fmcli_build_dense(const fmcli_common *c, fmcli_session *s, const char *npy_path) {
     if (!s->diags) s->diags = fm_diagnostics_create();
     if (!s->diags) return fmcli_input_error(c, NULL, "out of memory");
-    fm_build_options opts = {.block_q = c->block_q,
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = c->block_q,
                              .block_kv = c->block_kv,
                              .memory_budget = c->memory_budget,
                              .max_evaluations = c->max_evaluations};

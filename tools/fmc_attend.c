@@ -298,6 +298,7 @@ int fmc_cmd_attend(int argc, char **argv) {
     if (!rc) {
         fm_attention_args a;
         memset(&a, 0, sizeof a);
+        a.struct_size = sizeof a;
         a.mask = s.blockmask;
         fm_dtype qd = q.dtype == FMR_NPY_FLOAT16 ? FM_FLOAT16 : FM_FLOAT32;
         fm_dtype kd = k.dtype == FMR_NPY_FLOAT16 ? FM_FLOAT16 : FM_FLOAT32;

@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
     ex_check(fm_bindings_set_input(bind, "kv_pos", kv_pos, 1, &kv_len, FM_COPY, diags), diags,
              "kv_pos");
     fm_shape shape = {1, HEADS, q_len, kv_len};
-    fm_build_options opts = {.block_q = 2, .block_kv = 4};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 2, .block_kv = 4};
     fm_blockmask *bm = NULL;
     ex_check(fm_blockmask_build(mask, bind, shape, &opts, diags, &bm), diags, "build");
 

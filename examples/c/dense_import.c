@@ -54,7 +54,7 @@ int main(void) {
         }
     const int64_t dims[4] = {B, 1, LEN, LEN};
     fm_shape shape = {B, H, LEN, LEN};
-    fm_build_options opts = {.block_q = 8, .block_kv = 8};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 8, .block_kv = 8};
     fm_diagnostics *diags = fm_diagnostics_create();
     fm_blockmask *bm = NULL, *from_add = NULL, *loaded = NULL;
     ex_check(fm_blockmask_from_dense(keep, FM_DENSE_BOOL, 4, dims, &shape, &opts, diags, &bm),

@@ -22,7 +22,7 @@ static fm_blockmask *build(fm_mask *mask, const char *input, const int32_t *lens
     int64_t n = BATCH;
     ex_check(fm_bindings_create(mask, bind), diags, "bindings");
     ex_check(fm_bindings_set_input(*bind, input, lens, 1, &n, FM_COPY, diags), diags, input);
-    fm_build_options opts = {.block_q = block, .block_kv = block};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = block, .block_kv = block};
     fm_blockmask *bm = NULL;
     ex_check(fm_blockmask_build(mask, *bind, shape, &opts, diags, &bm), diags, "build");
     return bm;

@@ -146,7 +146,7 @@ static inline double ex_max_error(const fm_blockmask *bm, const fm_tensor *q, co
 /* Runs fm_attention_cpu and returns the max error against the reference. */
 static inline double ex_attend_and_check(const fm_blockmask *bm, fm_tensor q, fm_tensor k,
                                          fm_tensor v, fm_tensor out, fm_diagnostics *diags) {
-    fm_attention_args args = {0};
+    fm_attention_args args = {.struct_size = sizeof(fm_attention_args)};
     args.mask = bm;
     args.q = q;
     args.k = k;

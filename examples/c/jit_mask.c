@@ -96,7 +96,7 @@ int main(void) {
     if ((st = fm_bindings_set_param(bind, "window", 192, diags)) != FM_OK)
         die("param", st, diags);
     fm_shape shape = {1, HEADS, SEQ, SEQ};
-    fm_build_options opts = {.block_q = BLOCK, .block_kv = BLOCK};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = BLOCK, .block_kv = BLOCK};
     if ((st = fm_blockmask_build(mask, bind, shape, &opts, diags, &bm)) != FM_OK)
         die("build", st, diags);
 
@@ -121,7 +121,7 @@ int main(void) {
     unsigned seed = 42;
     for (size_t i = 0; i < nq; i++) Q[i] = frand(&seed);
     for (size_t i = 0; i < nkv; i++) K[i] = frand(&seed), V[i] = frand(&seed);
-    fm_attention_args args = {
+    fm_attention_args args = {.struct_size = sizeof(fm_attention_args), 
         .mask = bm,
         .q = fm_tensor_contiguous(Q, FM_FLOAT32, 1, HEADS, SEQ, DIM),
         .k = fm_tensor_contiguous(K, FM_FLOAT32, 1, KV_HEADS, SEQ, DIM),

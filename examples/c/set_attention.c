@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
     int64_t n = LEN;
     ex_check(fm_bindings_set_input(bind, "set_id", set_id, 1, &n, FM_COPY, diags), diags, "set_id");
     fm_shape shape = {1, HEADS, LEN, LEN};
-    fm_build_options opts = {.block_q = 4, .block_kv = 4};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 4, .block_kv = 4};
     fm_blockmask *bm = NULL;
     ex_check(fm_blockmask_build(mask, bind, shape, &opts, diags, &bm), diags, "build");
     ex_print_picture(bm, 0, 0);

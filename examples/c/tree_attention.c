@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
      * One key block holds every key, so each row is one pass over its keys
      * in order, whatever rows it shares a tile with. */
     fm_shape shape = {1, HEADS, N, PROMPT + N};
-    fm_build_options opts = {.block_q = 2, .block_kv = PROMPT + N};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 2, .block_kv = PROMPT + N};
     fm_blockmask *bm = NULL;
     ex_check(fm_blockmask_build(mask, bind, shape, &opts, diags, &bm), diags, "build");
 

@@ -83,6 +83,28 @@ FM_API char *fm_diagnostics_format(const fm_diagnostics *diags, bool json) {
     return buf;
 }
 
+bool fmr_versioned_copy(void *dst, size_t dst_size, const void *src, const char *what,
+                        fmd_diags *d) {
+    size_t given;
+    memcpy(&given, src, sizeof given);
+    memset(dst, 0, dst_size);
+    if (given == 0) {
+        fmd_diag_add(d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                     "%s.struct_size is 0: set it to sizeof(%s) (the FM_*_INIT macros do)", what,
+                     what);
+        return false;
+    }
+    if (given < sizeof(size_t) || given > dst_size) {
+        fmd_diag_add(d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                     "%s.struct_size is %zu, but this library's %s is %zu bytes (built against "
+                     "another flexmask.h?)",
+                     what, given, what, dst_size);
+        return false;
+    }
+    memcpy(dst, src, given);
+    return true;
+}
+
 void fmr_error(fm_diagnostics *diags, const char *fmt, ...) {
     if (!diags) return;
     va_list ap;

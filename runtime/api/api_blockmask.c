@@ -298,6 +298,15 @@ FM_API fm_status fm_blockmask_build(const fm_mask *mask, const fm_bindings *bind
                                     fm_diagnostics *diags, fm_blockmask **out) {
     if (!mask || !out) return FM_ERR_INVALID_ARGUMENT;
     if (bindings && bindings->mask->shared != mask->shared) return FM_ERR_INVALID_ARGUMENT;
+    fm_build_options given;
+    if (opts) {
+        fmd_diags scratch_v;
+        fmd_diags *dv = fmr_diags_of(diags, &scratch_v);
+        bool ok = fmr_versioned_copy(&given, sizeof given, opts, "fm_build_options", dv);
+        fmr_diags_done(diags, &scratch_v);
+        if (!ok) return FM_ERR_INVALID_ARGUMENT;
+        opts = &given;
+    }
     int64_t bq = opts && opts->block_q ? opts->block_q : FMR_DEFAULT_BLOCK;
     int64_t bkv = opts && opts->block_kv ? opts->block_kv : FMR_DEFAULT_BLOCK;
     int64_t budget = opts && opts->memory_budget ? opts->memory_budget : FMR_DEFAULT_BUDGET;
@@ -457,10 +466,20 @@ FM_API fm_tensor fm_tensor_contiguous(void *data, fm_dtype dtype, int64_t d0, in
     return t;
 }
 
-FM_API fm_status fm_attention_cpu(const fm_attention_args *args, fm_diagnostics *diags) {
-    if (!args || !args->mask) return FM_ERR_INVALID_ARGUMENT;
+FM_API fm_status fm_attention_cpu(const fm_attention_args *caller_args, fm_diagnostics *diags) {
+    if (!caller_args) return FM_ERR_INVALID_ARGUMENT;
     fmd_diags scratch;
     fmd_diags *d = fmr_diags_of(diags, &scratch);
+    fm_attention_args copy;
+    if (!fmr_versioned_copy(&copy, sizeof copy, caller_args, "fm_attention_args", d)) {
+        fmr_diags_done(diags, &scratch);
+        return FM_ERR_INVALID_ARGUMENT;
+    }
+    const fm_attention_args *args = &copy;
+    if (!args->mask) {
+        fmr_diags_done(diags, &scratch);
+        return FM_ERR_INVALID_ARGUMENT;
+    }
     /* The first attention over this BlockMask evaluates its partial tiles
      * once; every later head, batch entry and call reads the bits. Only
      * the lazy fill is under the lock: afterwards the table is read-only. */

@@ -73,6 +73,12 @@ fm_status fmr_bindings_set_bytes(fm_bindings *bindings, const char *name, const 
 fmr_shared_program *fmr_shared_retain(fmr_shared_program *s);
 void fmr_shared_release(fmr_shared_program *s);
 /* Appends an error with no source location to diags (NULL: dropped). */
+/* Copies a caller's options/args struct (first field struct_size) into dst,
+ * a zero-filled struct of this library's size: fields an older caller's
+ * header lacked stay 0, their default. false, with a message naming what,
+ * when struct_size is 0 or larger than dst_size. */
+bool fmr_versioned_copy(void *dst, size_t dst_size, const void *src, const char *what,
+                        fmd_diags *d);
 void fmr_error(fm_diagnostics *diags, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The diags to write into: the caller's, or a scratch one. */
 fmd_diags *fmr_diags_of(fm_diagnostics *diags, fmd_diags *scratch);

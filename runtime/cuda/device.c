@@ -219,9 +219,17 @@ out:
     return st;
 }
 
-FM_API fm_status fm_device_attention(fm_device *dev, const fm_attention_args *args,
+FM_API fm_status fm_device_attention(fm_device *dev, const fm_attention_args *caller_args,
                                      fm_diagnostics *diags) {
-    if (!dev || !args || !args->mask) return FM_ERR_INVALID_ARGUMENT;
+    if (!dev || !caller_args) return FM_ERR_INVALID_ARGUMENT;
+    fm_attention_args copy;
+    fmd_diags scratch;
+    fmd_diags *d = fmr_diags_of(diags, &scratch);
+    bool ok = fmr_versioned_copy(&copy, sizeof copy, caller_args, "fm_attention_args", d);
+    fmr_diags_done(diags, &scratch);
+    if (!ok) return FM_ERR_INVALID_ARGUMENT;
+    const fm_attention_args *args = &copy;
+    if (!args->mask) return FM_ERR_INVALID_ARGUMENT;
     if (dev->kind == FM_DEVICE_CPU) return fm_attention_cpu(args, diags);
     /* A device opened with AUTO runs what the kernel does not cover (head
        dims other than 64 and 128, block sizes that are not multiples of

@@ -613,7 +613,7 @@ static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, int6
     }
     /* A bound of 0 would mean none: an honest file that needed no
      * evaluations gets a bound of 1, which its rebuild never reaches. */
-    fm_build_options opts = {.block_q = bq, .block_kv = bkv,
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = bq, .block_kv = bkv,
                              .max_evaluations = evaluations > 0 ? evaluations : 1};
     if (st == FM_OK) st = fm_blockmask_build(mask, bind, s, &opts, r->diags, out);
     if (st != FM_OK && st != FM_ERR_NO_MEMORY) {

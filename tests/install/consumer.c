@@ -15,7 +15,7 @@ int main(void) {
     if (fm_compile_string("consumer", src, strlen(src), diags, &prog) != FM_OK) goto done;
     if (fm_mask_select(prog, NULL, diags, &mask) != FM_OK) goto done;
     fm_shape shape = {1, 1, 256, 256};
-    fm_build_options opts = {.block_q = 64, .block_kv = 64};
+    fm_build_options opts = {.struct_size = sizeof(fm_build_options), .block_q = 64, .block_kv = 64};
     if (fm_blockmask_build(mask, NULL, shape, &opts, diags, &bm) != FM_OK) goto done;
     if (fm_blockmask_get_info(bm, &info) != FM_OK) goto done;
     /* 4x4 tiles, window of one tile: 4 diagonal partial tiles (q - kv < 64
