@@ -1,61 +1,43 @@
-/* The JIT: SHA-256, the compiled-code cache (hits, misses, corruption,
- * truncation, eviction, concurrent writers), NVRTC compiles of every
- * standard mask's kernel for sm_80 and sm_90 with zero spill bytes, and the
- * device API's choice of device. NVRTC and GPU tests skip with the reason
- * printed when this machine has neither. */
+/* The JIT: the compiled-code cache (hits, misses, corruption, truncation,
+ * eviction, concurrent writers, and a folder it does not trust: shared
+ * folders, planted entries, FIFOs and links at entry names, the secret,
+ * stale temporaries), the one loader of optional libraries, NVRTC
+ * compiles of every standard mask's kernel for sm_80 and sm_90 with zero
+ * spill bytes, and the device API's choice of device. NVRTC and GPU tests
+ * skip with the reason printed when this machine has neither. */
 #define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "testutil.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "compiler/codegen_cuda.h"
 #include "runtime/api/api_internal.h"
+#include "runtime/cuda/cache_folder.h"
+#include "runtime/cuda/dynlib.h"
 #include "runtime/cuda/jit.h"
 #include "runtime/cuda/jit_cache.h"
-#include "runtime/cuda/sha256.h"
 
 #define FM_MASK_ENV_T fmc_cuda_mask_env
 #include "kernels/fm_fwd_params.h"
 
-static void hex_of(const void *data, size_t len, char out[65]) {
-    uint8_t d[32];
-    fmr_sha256(data, len, d);
-    fmr_sha256_hex(d, out);
-}
-
-static void test_sha256_vectors(void **state) {
-    (void)state;
-    char h[65];
-    hex_of("", 0, h);
-    assert_string_equal(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    hex_of("abc", 3, h);
-    assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-    hex_of(m, strlen(m), h);
-    assert_string_equal(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-    /* One million 'a' (FIPS 180-2's long vector), fed in uneven pieces. */
-    static char a[1000];
-    memset(a, 'a', sizeof a);
-    fmr_sha256_ctx s;
-    fmr_sha256_init(&s);
-    size_t done = 0;
-    for (size_t step = 1; done < 1000000; step = step % 997 + 1) {
-        size_t n = step < 1000000 - done ? step : 1000000 - done;
-        fmr_sha256_update(&s, a, n);
-        done += n;
-    }
-    uint8_t d[32];
-    fmr_sha256_final(&s, d);
-    fmr_sha256_hex(d, h);
-    assert_string_equal(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+static void sha256_of(const void *data, size_t len, uint8_t out[32]) {
+    assert_int_equal(EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL), 1);
 }
 
 static char *fresh_dir(const char *name) {
@@ -69,7 +51,7 @@ static char *fresh_dir(const char *name) {
 static void key_of(int i, uint8_t key[32]) {
     char s[32];
     snprintf(s, sizeof s, "key %d", i);
-    fmr_sha256(s, strlen(s), key);
+    sha256_of(s, strlen(s), key);
 }
 
 static void payload_of(int i, char *buf, size_t *len) {
@@ -387,6 +369,506 @@ static void test_cache_dir_from_env(void **state) {
     free(saved_home);
 }
 
+/* ---- a folder the cache does not trust ---------------------------------- */
+
+static unsigned mode_of(const char *path) {
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    return (unsigned)(st.st_mode & 07777);
+}
+
+static char *path_in(const char *dir, const char *name) {
+    char *p = malloc(strlen(dir) + strlen(name) + 2);
+    assert_non_null(p);
+    sprintf(p, "%s/%s", dir, name);
+    return p;
+}
+
+static void write_bytes(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static bool exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* The folder, its missing parents and the entries are the user's alone. */
+static void test_cache_folder_created_private(void **state) {
+    (void)state;
+    char *top = fresh_dir("private");
+    char *dir = path_in(top, "a/b");
+    fmr_jit_cache *c = fmr_jit_cache_create(dir, 0);
+    uint8_t k[32];
+    key_of(1, k);
+    assert_true(fmr_jit_cache_put(c, k, "x", 1));
+    assert_int_equal(mode_of(top), 0700);
+    assert_int_equal(mode_of(dir), 0700);
+    char *entry = fmr_jit_cache_entry_path(c, k);
+    assert_int_equal(mode_of(entry), 0600);
+    fmr_jit_cache_free(c);
+    free(entry);
+    free(dir);
+    free(top);
+}
+
+/* A refused folder: nothing is read from it or written to it, the memory
+ * cache still works, and the reason is reported once, as a warning. */
+static void expect_refused(const char *dir, const char *message, const char *hint) {
+    fmr_jit_cache *c = fmr_jit_cache_create(dir, 0);
+    uint8_t k[32];
+    key_of(3, k);
+    const uint8_t *data;
+    size_t len;
+    assert_int_equal(fmr_jit_cache_get(c, k, &data, &len), FMR_CACHE_MISS);
+    assert_false(fmr_jit_cache_put(c, k, "abc", 3));
+    assert_int_equal(fmr_jit_cache_get(c, k, &data, &len), FMR_CACHE_MEMORY);
+    assert_int_equal(fmr_jit_cache_get_stats(c).writes, 0);
+    fmd_diags dg;
+    fmd_diags_init(&dg);
+    fmr_jit_cache_report(c, &dg);
+    assert_int_equal(dg.count, 1);
+    assert_int_equal(dg.items[0].severity, FMD_WARNING);
+    assert_string_equal(dg.items[0].message, message);
+    assert_non_null(dg.items[0].hint);
+    assert_string_equal(dg.items[0].hint, hint);
+    fmr_jit_cache_report(c, &dg); /* once: not at every lookup */
+    assert_int_equal(fmr_jit_cache_get(c, k, &data, &len), FMR_CACHE_MEMORY);
+    fmr_jit_cache_report(c, &dg);
+    assert_int_equal(dg.count, 1);
+    fmd_diags_clear(&dg);
+    fmr_jit_cache_free(c);
+}
+
+static const char ELSEWHERE[] = "set FLEXMASK_CACHE_DIR to a folder of your own, or to the empty "
+                                "string to turn the disk cache off";
+
+static void test_cache_refuses_shared_folder(void **state) {
+    (void)state;
+    char msg[2048], hint[2048];
+    /* Writable by others (the sticky bit does not help: they could still
+       plant entries under names not yet taken). */
+    char *dir = fresh_dir("shared");
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(chmod(dir, 01777), 0);
+    snprintf(msg, sizeof msg,
+             "the JIT cache folder '%s' can be written by other users (mode 777); compiled "
+             "kernels are kept in memory only", dir);
+    snprintf(hint, sizeof hint,
+             "run chmod go-w '%s', or set FLEXMASK_CACHE_DIR to a folder of your own", dir);
+    expect_refused(dir, msg, hint);
+    assert_int_equal(count_files(dir, ".fmjit"), 0);
+    char *secret = path_in(dir, FMR_CACHE_SECRET_FILE);
+    assert_false(exists(secret));
+    free(secret);
+    /* Group-writable is refused too. */
+    assert_int_equal(chmod(dir, 0770), 0);
+    snprintf(msg, sizeof msg,
+             "the JIT cache folder '%s' can be written by other users (mode 770); compiled "
+             "kernels are kept in memory only", dir);
+    expect_refused(dir, msg, hint);
+    free(dir);
+
+    /* Another user's folder. */
+    const char *theirs = "/";
+    char *made = NULL;
+    unsigned owner = 0;
+    if (geteuid() == 0) {
+        made = fresh_dir("theirs");
+        assert_int_equal(mkdir(made, 0700), 0);
+        assert_int_equal(chown(made, 65534, 65534), 0);
+        theirs = made;
+        owner = 65534;
+    }
+    snprintf(msg, sizeof msg,
+             "the JIT cache folder '%s' belongs to another user (uid %u); compiled kernels are "
+             "kept in memory only", theirs, owner);
+    expect_refused(theirs, msg, ELSEWHERE);
+    if (made) assert_int_equal(count_files(made, ".fmjit"), 0);
+    free(made);
+
+    /* Not a folder at all. */
+    char *file = fresh_dir("file");
+    write_bytes(file, "x", 1);
+    snprintf(msg, sizeof msg,
+             "the JIT cache folder '%s' could not be opened: Not a directory; compiled kernels "
+             "are kept in memory only", file);
+    expect_refused(file, msg, ELSEWHERE);
+    free(file);
+}
+
+/* A FIFO at an entry's name used to block every lookup of that key. */
+static void test_cache_fifo_entry(void **state) {
+    (void)state;
+    char *dir = fresh_dir("fifo");
+    fmr_jit_cache *c = fmr_jit_cache_create(dir, 0);
+    uint8_t k[32], other[32];
+    key_of(5, k);
+    key_of(6, other);
+    assert_true(fmr_jit_cache_put(c, other, "y", 1)); /* creates the folder */
+    char *path = fmr_jit_cache_entry_path(c, k);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(10); /* a blocked open ends the child with SIGALRM */
+        const uint8_t *data;
+        size_t len;
+        bool ok = fmr_jit_cache_get(c, k, &data, &len) == FMR_CACHE_MISS &&
+                  fmr_jit_cache_get_stats(c).corrupt == 1;
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status)) fail_msg("the lookup hung on a FIFO (signal %d)", WTERMSIG(status));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_false(exists(path)); /* removed: the next put can write the entry */
+    assert_true(fmr_jit_cache_put(c, k, "z", 1));
+    fmr_jit_cache_drop_memory(c);
+    const uint8_t *data;
+    size_t len;
+    assert_int_equal(fmr_jit_cache_get(c, k, &data, &len), FMR_CACHE_DISK);
+    fmr_jit_cache_free(c);
+    free(path);
+    free(dir);
+}
+
+/* A symbolic link at an entry's name is not followed, even to a valid entry. */
+static void test_cache_symlink_entry(void **state) {
+    (void)state;
+    char *dir = fresh_dir("symlink");
+    fmr_jit_cache *c = fmr_jit_cache_create(dir, 0);
+    uint8_t k[32];
+    key_of(8, k);
+    assert_true(fmr_jit_cache_put(c, k, "linked", 6));
+    char *path = fmr_jit_cache_entry_path(c, k);
+    char *real = path_in(dir, "real-entry");
+    assert_int_equal(rename(path, real), 0);
+    assert_int_equal(symlink(real, path), 0);
+    fmr_jit_cache_drop_memory(c);
+    const uint8_t *data;
+    size_t len;
+    assert_int_equal(fmr_jit_cache_get(c, k, &data, &len), FMR_CACHE_MISS);
+    assert_int_equal(fmr_jit_cache_get_stats(c).corrupt, 1);
+    assert_false(exists(path));
+    assert_true(exists(real)); /* the link went, not what it pointed at */
+    fmr_jit_cache_free(c);
+    free(real);
+    free(path);
+    free(dir);
+}
+
+/* Whoever does not hold the folder's secret cannot make an entry that
+ * verifies: neither one whose checksum is plain SHA-256 nor a valid entry
+ * of another cache folder. */
+static void test_cache_planted_entry(void **state) {
+    (void)state;
+    char *dir = fresh_dir("planted");
+    fmr_jit_cache *c = fmr_jit_cache_create(dir, 0);
+    uint8_t k[32], other[32];
+    key_of(9, k);
+    key_of(10, other);
+    assert_true(fmr_jit_cache_put(c, other, "mine", 4)); /* the folder and its secret */
+    char *path = fmr_jit_cache_entry_path(c, k);
+
+    /* Every field right, the checksum computable by anyone. */
+    static const char evil[] = "an attacker's CUBIN";
+    uint8_t file[96 + sizeof evil] = {'F', 'M', 'J', 'I', 'T', 'C', 0, 1};
+    uint32_t fmt = FMR_JIT_CACHE_FORMAT, hdr = 96;
+    uint64_t n = sizeof evil;
+    for (int i = 0; i < 4; i++) file[8 + i] = (uint8_t)(fmt >> (8 * i));
+    for (int i = 0; i < 4; i++) file[12 + i] = (uint8_t)(hdr >> (8 * i));
+    memcpy(file + 16, k, 32);
+    for (int i = 0; i < 8; i++) file[48 + i] = (uint8_t)(n >> (8 * i));
+    memcpy(file + 96, evil, sizeof evil);
+    const uint8_t *data;
+    size_t len;
+    for (int variant = 0; variant < 2; variant++) {
+        if (variant == 0) sha256_of(evil, sizeof evil, file + 56); /* the payload's */
+        else sha256_of(file, sizeof file, file + 56);              /* header's and payload's */
+        write_bytes(path, file, sizeof file);
+        fmr_jit_cache_drop_memory(c);
+        assert_int_equal(fmr_jit_cache_get(c, k, &data, &len), FMR_CACHE_MISS);
+        assert_false(exists(path));
+    }
+
+    /* A valid entry, copied from a folder with another secret. */
+    char *dir2 = fresh_dir("planted-elsewhere");
+    fmr_jit_cache *c2 = fmr_jit_cache_create(dir2, 0);
+    assert_true(fmr_jit_cache_put(c2, k, evil, sizeof evil));
+    char *path2 = fmr_jit_cache_entry_path(c2, k);
+    size_t blen;
+    char *bytes = tu_read_file(path2, &blen);
+    assert_non_null(bytes);
+    write_bytes(path, bytes, blen);
+    free(bytes);
+    assert_int_equal(fmr_jit_cache_get(c, k, &data, &len), FMR_CACHE_MISS);
+    assert_int_equal(fmr_jit_cache_get_stats(c).corrupt, 3);
+    assert_false(exists(path));
+    /* Its own folder still takes it. */
+    fmr_jit_cache_drop_memory(c2);
+    assert_int_equal(fmr_jit_cache_get(c2, k, &data, &len), FMR_CACHE_DISK);
+    fmr_jit_cache_free(c2);
+    fmr_jit_cache_free(c);
+    free(path2);
+    free(path);
+    free(dir2);
+    free(dir);
+}
+
+static void secret_refused(const char *dir, const char *why) {
+    char msg[2048];
+    snprintf(msg, sizeof msg,
+             "the JIT cache secret '%s/" FMR_CACHE_SECRET_FILE "' %s; compiled kernels are kept "
+             "in memory only", dir, why);
+    expect_refused(dir, msg,
+                   "delete it and a new one is made (entries it signed are then compiled again)");
+}
+
+/* The secret: 32 random bytes, a regular file of the user's, mode 0600,
+ * and refused (with the folder) when it is anything else. */
+static void test_cache_secret_file(void **state) {
+    (void)state;
+    char *dir = fresh_dir("secret"), *dir2 = fresh_dir("secret");
+    uint8_t k[32];
+    key_of(11, k);
+    fmr_jit_cache *c = fmr_jit_cache_create(dir, 0);
+    fmr_jit_cache *c2 = fmr_jit_cache_create(dir2, 0);
+    assert_true(fmr_jit_cache_put(c, k, "s", 1));
+    assert_true(fmr_jit_cache_put(c2, k, "s", 1));
+    fmr_jit_cache_free(c);
+    fmr_jit_cache_free(c2);
+    char *secret = path_in(dir, FMR_CACHE_SECRET_FILE);
+    char *secret2 = path_in(dir2, FMR_CACHE_SECRET_FILE);
+    struct stat st;
+    assert_int_equal(lstat(secret, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_uid, geteuid());
+    assert_int_equal(st.st_size, FMR_CACHE_SECRET_BYTES);
+    size_t n1, n2;
+    char *s1 = tu_read_file(secret, &n1), *s2 = tu_read_file(secret2, &n2);
+    assert_int_equal(n1, 32);
+    assert_int_equal(n2, 32);
+    assert_memory_not_equal(s1, s2, 32); /* random, not derived from anything */
+
+    assert_int_equal(chmod(secret, 0640), 0);
+    secret_refused(dir, "can be read or written by other users (mode 640)");
+    assert_int_equal(chmod(secret, 0600), 0);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(secret, 65534, 65534), 0);
+        secret_refused(dir, "belongs to another user (uid 65534)");
+        assert_int_equal(chown(secret, 0, 0), 0);
+    }
+    /* A link to a file that would pass every other check. */
+    char *elsewhere = path_in(dir, "copy-of-secret");
+    assert_int_equal(rename(secret, elsewhere), 0);
+    assert_int_equal(symlink(elsewhere, secret), 0);
+    secret_refused(dir, "is a symbolic link");
+    assert_int_equal(unlink(secret), 0);
+    assert_int_equal(mkfifo(secret, 0600), 0); /* and no hang */
+    secret_refused(dir, "is not a regular file");
+    assert_int_equal(unlink(secret), 0);
+    write_bytes(secret, s1, 5);
+    assert_int_equal(chmod(secret, 0600), 0);
+    secret_refused(dir, "holds 5 bytes, not 32");
+    /* Put back, the old entry verifies again. */
+    assert_int_equal(rename(elsewhere, secret), 0);
+    c = fmr_jit_cache_create(dir, 0);
+    const uint8_t *data;
+    size_t len;
+    assert_int_equal(fmr_jit_cache_get(c, k, &data, &len), FMR_CACHE_DISK);
+    fmr_jit_cache_free(c);
+    free(s1);
+    free(s2);
+    free(elsewhere);
+    free(secret);
+    free(secret2);
+    free(dir);
+    free(dir2);
+}
+
+/* Processes that find no secret and make one at the same moment end up
+ * with the same one: every entry any of them wrote verifies for a fresh
+ * cache, and one secret file is left, with no temporaries. */
+static void test_cache_secret_race(void **state) {
+    (void)state;
+    enum { ROUNDS = 6, PROCS = 6 };
+    for (int round = 0; round < ROUNDS; round++) {
+        char *dir = fresh_dir("race");
+        assert_int_equal(mkdir(dir, 0700), 0); /* so that all go for the secret at once */
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        pid_t pids[PROCS];
+        for (int p = 0; p < PROCS; p++) {
+            pids[p] = fork();
+            assert_true(pids[p] >= 0);
+            if (pids[p] == 0) {
+                close(go[1]);
+                char b;
+                while (read(go[0], &b, 1) < 0 && errno == EINTR) {
+                }
+                fmr_jit_cache *c = fmr_jit_cache_create(dir, 0);
+                uint8_t k[32];
+                key_of(1000 + p, k);
+                char buf[256];
+                size_t len;
+                payload_of(p, buf, &len);
+                _exit(c && fmr_jit_cache_put(c, k, buf, len) ? 0 : 1);
+            }
+        }
+        close(go[0]);
+        close(go[1]); /* every child's read returns now */
+        for (int p = 0; p < PROCS; p++) {
+            int status;
+            assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+            assert_true(WIFEXITED(status));
+            assert_int_equal(WEXITSTATUS(status), 0);
+        }
+        fmr_jit_cache *c = fmr_jit_cache_create(dir, 0);
+        for (int p = 0; p < PROCS; p++) {
+            uint8_t k[32];
+            key_of(1000 + p, k);
+            const uint8_t *data;
+            size_t n;
+            assert_int_equal(fmr_jit_cache_get(c, k, &data, &n), FMR_CACHE_DISK);
+        }
+        assert_int_equal(fmr_jit_cache_get_stats(c).corrupt, 0);
+        fmr_jit_cache_free(c);
+        assert_int_equal(count_files(dir, ".tmp"), 0);
+        assert_int_equal(count_files(dir, FMR_CACHE_SECRET_FILE), 0); /* the name, not a suffix */
+        char *secret = path_in(dir, FMR_CACHE_SECRET_FILE);
+        assert_int_equal(mode_of(secret), 0600);
+        free(secret);
+        free(dir);
+    }
+}
+
+/* Temporaries of writers killed mid-write are removed once they are an
+ * hour old; a live writer's fresh one is left alone. */
+static void test_cache_stale_temporaries(void **state) {
+    (void)state;
+    char *dir = fresh_dir("stale");
+    fmr_jit_cache *c = fmr_jit_cache_create(dir, 0);
+    uint8_t k[32];
+    key_of(20, k);
+    assert_true(fmr_jit_cache_put(c, k, "a", 1));
+    char *old_entry = path_in(dir, FMR_CACHE_TMP_PREFIX "4242-7");
+    char *old_secret = path_in(dir, FMR_CACHE_TMP_PREFIX "secret-4242-8");
+    char *fresh = path_in(dir, FMR_CACHE_TMP_PREFIX "4243-0");
+    char *just_fresh = path_in(dir, FMR_CACHE_TMP_PREFIX "4243-1");
+    write_bytes(old_entry, "half an entry", 13);
+    write_bytes(old_secret, "half", 4);
+    write_bytes(fresh, "being written", 13);
+    write_bytes(just_fresh, "being written", 13);
+    time_t now = time(NULL);
+    struct timespec old[2] = {{now - FMR_CACHE_STALE_TMP_SECONDS - 60, 0},
+                              {now - FMR_CACHE_STALE_TMP_SECONDS - 60, 0}};
+    struct timespec recent[2] = {{now - FMR_CACHE_STALE_TMP_SECONDS + 300, 0},
+                                 {now - FMR_CACHE_STALE_TMP_SECONDS + 300, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, old_entry, old, 0), 0);
+    assert_int_equal(utimensat(AT_FDCWD, old_secret, old, 0), 0);
+    assert_int_equal(utimensat(AT_FDCWD, just_fresh, recent, 0), 0);
+    key_of(21, k);
+    assert_true(fmr_jit_cache_put(c, k, "b", 1)); /* each write tidies up */
+    assert_false(exists(old_entry));
+    assert_false(exists(old_secret));
+    assert_true(exists(fresh));
+    assert_true(exists(just_fresh));
+    assert_int_equal(fmr_jit_cache_get_stats(c).stale_temps, 2);
+    assert_int_equal(fmr_jit_cache_get_stats(c).evictions, 0);
+    assert_int_equal(unlink(fresh), 0);
+    assert_int_equal(unlink(just_fresh), 0);
+    fmr_jit_cache_free(c);
+    free(old_entry);
+    free(old_secret);
+    free(fresh);
+    free(just_fresh);
+    free(dir);
+}
+
+/* ---- optional libraries -------------------------------------------------- */
+
+typedef struct libm_table {
+    double (*cos)(double);
+    double (*sqrt)(double);
+} libm_table;
+
+/* The one rule both NVRTC and the driver load by: the variable's file
+ * alone when it is set, else the first soname that loads; a symbol may
+ * have an older name; a missing one leaves the table untouched. */
+static void test_dynlib_one_rule(void **state) {
+    (void)state;
+    static const char *const sonames[] = {"libflexmask-no-such.so.1", "libm.so.6"};
+    static const char *const none[] = {"libflexmask-no-such.so.1", "libflexmask-no-such.so"};
+    const fmr_dynlib_sym syms[] = {{"cos", NULL, offsetof(libm_table, cos)},
+                                   {"flexmask_no_such_sqrt", "sqrt", offsetof(libm_table, sqrt)}};
+    const fmr_dynlib_sym missing[] = {{"cos", NULL, offsetof(libm_table, cos)},
+                                      {"flexmask_no_such_symbol", NULL, offsetof(libm_table, sqrt)}};
+    fmr_dynlib_spec spec = {"FM_TEST_DYNLIB", sonames, 2, syms, 2};
+    libm_table t = {0};
+    void *h;
+    char err[512];
+    unsetenv("FM_TEST_DYNLIB");
+    assert_int_equal(fmr_dynlib_load(&spec, &t, &h, err, sizeof err), FMR_DYNLIB_OK);
+    assert_non_null(h);
+    assert_true(t.cos(0.0) == 1.0);
+    assert_true(t.sqrt(9.0) == 3.0);
+    dlclose(h);
+
+    setenv("FM_TEST_DYNLIB", "", 1); /* empty: as if unset */
+    memset(&t, 0, sizeof t);
+    assert_int_equal(fmr_dynlib_load(&spec, &t, &h, err, sizeof err), FMR_DYNLIB_OK);
+    dlclose(h);
+
+    /* Set: that file and nothing else, though libm.so.6 would load. */
+    setenv("FM_TEST_DYNLIB", "/nonexistent/libm-elsewhere.so", 1);
+    memset(&t, 0, sizeof t);
+    assert_int_equal(fmr_dynlib_load(&spec, &t, &h, err, sizeof err), FMR_DYNLIB_NOT_FOUND);
+    assert_null(h);
+    assert_null(t.cos);
+    assert_non_null(strstr(err, "FM_TEST_DYNLIB=/nonexistent/libm-elsewhere.so: "));
+    setenv("FM_TEST_DYNLIB", "libm.so.6", 1);
+    assert_int_equal(fmr_dynlib_load(&spec, &t, &h, err, sizeof err), FMR_DYNLIB_OK);
+    dlclose(h);
+    unsetenv("FM_TEST_DYNLIB");
+
+    /* Nothing loads: the first soname's error is the one reported. */
+    spec.sonames = none;
+    memset(&t, 0, sizeof t);
+    assert_int_equal(fmr_dynlib_load(&spec, &t, &h, err, sizeof err), FMR_DYNLIB_NOT_FOUND);
+    assert_non_null(strstr(err, "libflexmask-no-such.so.1"));
+
+    spec.sonames = sonames;
+    spec.syms = missing;
+    assert_int_equal(fmr_dynlib_load(&spec, &t, &h, err, sizeof err), FMR_DYNLIB_MISSING_SYMBOL);
+    assert_string_equal(err, "flexmask_no_such_symbol");
+    assert_null(h);
+    assert_null(t.cos); /* not a pointer into a library that was closed again */
+}
+
+/* FLEXMASK_NVRTC_LIBRARY names the file to load instead of the defaults:
+ * a wrong one is an error that names it, not a silent fallback. */
+static void test_nvrtc_library_override(void **state) {
+    (void)state;
+    char cmd[2048], *err = NULL;
+    snprintf(cmd, sizeof cmd,
+             "FLEXMASK_NVRTC_LIBRARY=/nonexistent/libnvrtc.so '%s' ptx "
+             "'%s/examples/masks/causal.mask' --arch sm_80", FM_FMC_PATH, FM_SOURCE_DIR);
+    int rc = tu_run(cmd, NULL, &err);
+    assert_int_equal(rc, 1);
+#ifdef FM_HAVE_CUDA
+    assert_non_null(strstr(err, "FLEXMASK_NVRTC_LIBRARY=/nonexistent/libnvrtc.so: "));
+#else
+    printf("# built without CUDA: only the exit status is checked\n");
+#endif
+    free(err);
+}
+
 /* ---- NVRTC -------------------------------------------------------------- */
 
 static bool need_nvrtc(void) {
@@ -631,6 +1113,31 @@ static void test_fmc_ptx_cli(void **state) {
     free(err);
 }
 
+/* The refusal reaches the user through the diagnostics, once: fmc ptx
+ * succeeds, and says why it kept the kernel in memory only. */
+static void test_fmc_ptx_cache_refused(void **state) {
+    (void)state;
+    if (!need_nvrtc()) skip();
+    char *dir = fresh_dir("fmc-shared");
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(chmod(dir, 0777), 0);
+    char cmd[2048], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "FLEXMASK_CACHE_DIR='%s' '%s' ptx '%s/examples/masks/causal.mask' --arch sm_80",
+             dir, FM_FMC_PATH, FM_SOURCE_DIR);
+    assert_int_equal(tu_run(cmd, &out, &err), 0);
+    char want[4096];
+    snprintf(want, sizeof want,
+             "warning: fmc ptx: the JIT cache folder '%s' can be written by other users (mode "
+             "777); compiled kernels are kept in memory only\n"
+             "hint: run chmod go-w '%s', or set FLEXMASK_CACHE_DIR to a folder of your own\n",
+             dir, dir);
+    assert_string_equal(err, want);
+    assert_non_null(strstr(out, ".entry fm_flash_fwd"));
+    assert_int_equal(count_files(dir, ".fmjit"), 0);
+    free(out), free(err);
+    free(dir);
+}
+
 /* ---- device API (GPU or not) --------------------------------------------- */
 
 static void test_device_choice(void **state) {
@@ -665,9 +1172,14 @@ static void test_device_choice(void **state) {
     fm_device_free(dev);
 }
 
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_cache_hit_miss),
         cmocka_unit_test(test_cache_corruption),
         cmocka_unit_test(test_cache_wrong_key),
@@ -675,12 +1187,26 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_cache_concurrent_processes),
         cmocka_unit_test(test_cache_concurrent_threads),
         cmocka_unit_test(test_cache_dir_from_env),
+        cmocka_unit_test(test_cache_folder_created_private),
+        cmocka_unit_test(test_cache_refuses_shared_folder),
+        cmocka_unit_test(test_cache_fifo_entry),
+        cmocka_unit_test(test_cache_symlink_entry),
+        cmocka_unit_test(test_cache_planted_entry),
+        cmocka_unit_test(test_cache_secret_file),
+        cmocka_unit_test(test_cache_secret_race),
+        cmocka_unit_test(test_cache_stale_temporaries),
+        cmocka_unit_test(test_dynlib_one_rule),
+        cmocka_unit_test(test_nvrtc_library_override),
         cmocka_unit_test(test_nvrtc_every_standard_mask),
         cmocka_unit_test(test_nvrtc_variants_and_keys),
         cmocka_unit_test(test_nvrtc_error_carries_log),
         cmocka_unit_test(test_arch_clamp),
         cmocka_unit_test(test_fmc_ptx_cli),
+        cmocka_unit_test(test_fmc_ptx_cache_refused),
         cmocka_unit_test(test_device_choice),
     };
-    return TU_RUN(tests, argc, argv);
+    int rc = TU_RUN(tests, argc, argv);
+    /* The cache folders made here (some of them chmod'ed or chown'ed). */
+    nftw(tu_temp_dir(), remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    return rc;
 }

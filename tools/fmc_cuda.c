@@ -216,6 +216,7 @@ int fmc_cmd_ptx(int argc, char **argv) {
         free(log);
         return finish(FMCLI_EXIT_INPUT, &c, &s, text);
     }
+    fmcli_render_diags(&c, &d); /* warnings, such as a JIT cache folder refused */
     fputs(ptx, stdout);
     fmr_kernel_resources res[16];
     int n = fmr_cubin_resources(bin.cubin, bin.cubin_len, res, 16);

@@ -16,69 +16,68 @@ bool fmr_cuda_usable(char *why, size_t n) {
 
 #else
 
-#include <dlfcn.h>
 #include <pthread.h>
-#include "runtime/cuda/dynlib.h"
+#include <stddef.h>
 #include <stdlib.h>
+
+#include "runtime/cuda/dynlib.h"
 
 static fmr_cuda_api api;
 static bool api_ok;
 static char api_why[512];
 static pthread_once_t api_once = PTHREAD_ONCE_INIT;
 
+#define FN(field, name) {name, NULL, offsetof(fmr_cuda_api, field)}
+static const fmr_dynlib_sym driver_syms[] = {
+    FN(Init, "cuInit"),
+    FN(DriverGetVersion, "cuDriverGetVersion"),
+    FN(DeviceGetCount, "cuDeviceGetCount"),
+    FN(DeviceGet, "cuDeviceGet"),
+    FN(DeviceGetName, "cuDeviceGetName"),
+    FN(DeviceGetAttribute, "cuDeviceGetAttribute"),
+    FN(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain"),
+    FN(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"),
+    FN(CtxSetCurrent, "cuCtxSetCurrent"),
+    FN(CtxSynchronize, "cuCtxSynchronize"),
+    FN(MemAlloc, "cuMemAlloc_v2"),
+    FN(MemFree, "cuMemFree_v2"),
+    FN(MemcpyHtoD, "cuMemcpyHtoD_v2"),
+    FN(MemcpyDtoH, "cuMemcpyDtoH_v2"),
+    FN(MemsetD8, "cuMemsetD8_v2"),
+    FN(ModuleLoadData, "cuModuleLoadData"),
+    FN(ModuleUnload, "cuModuleUnload"),
+    FN(ModuleGetFunction, "cuModuleGetFunction"),
+    FN(FuncSetAttribute, "cuFuncSetAttribute"),
+    FN(FuncGetAttribute, "cuFuncGetAttribute"),
+    FN(LaunchKernel, "cuLaunchKernel"),
+    FN(EventCreate, "cuEventCreate"),
+    FN(EventRecord, "cuEventRecord"),
+    FN(EventSynchronize, "cuEventSynchronize"),
+    /* Older drivers only have the unversioned name. */
+    {"cuEventElapsedTime_v2", "cuEventElapsedTime", offsetof(fmr_cuda_api, EventElapsedTime)},
+    FN(EventDestroy, "cuEventDestroy_v2"),
+    FN(GetErrorString, "cuGetErrorString"),
+};
+#undef FN
+static const char *const driver_sonames[] = {"libcuda.so.1", "libcuda.so"};
+static const fmr_dynlib_spec driver_spec = {
+    "FLEXMASK_CUDA_DRIVER", driver_sonames, sizeof driver_sonames / sizeof driver_sonames[0],
+    driver_syms, sizeof driver_syms / sizeof driver_syms[0]};
+
 static void load(void) {
-    const char *names[] = {getenv("FLEXMASK_CUDA_DRIVER"), "libcuda.so.1", "libcuda.so"};
-    char first_err[256];
-    void *lib = fmr_dlopen_first(names, sizeof names / sizeof names[0], first_err, sizeof first_err);
-    if (!lib) {
+    char err[256];
+    void *lib;
+    fmr_dynlib_result res = fmr_dynlib_load(&driver_spec, &api, &lib, err, sizeof err);
+    if (res == FMR_DYNLIB_NOT_FOUND) {
         snprintf(api_why, sizeof api_why,
                  "the CUDA driver (libcuda.so.1) could not be loaded: %s (no NVIDIA driver is "
                  "installed, or this machine has no GPU)",
-                 first_err);
+                 err);
         return;
     }
-    bool ok = true;
-#define SYM(field, name)                                                                           \
-    do {                                                                                           \
-        *(void **)&api.field = dlsym(lib, name);                                                   \
-        if (!api.field) ok = false;                                                                \
-    } while (0)
-    SYM(Init, "cuInit");
-    SYM(DriverGetVersion, "cuDriverGetVersion");
-    SYM(DeviceGetCount, "cuDeviceGetCount");
-    SYM(DeviceGet, "cuDeviceGet");
-    SYM(DeviceGetName, "cuDeviceGetName");
-    SYM(DeviceGetAttribute, "cuDeviceGetAttribute");
-    SYM(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
-    SYM(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2");
-    SYM(CtxSetCurrent, "cuCtxSetCurrent");
-    SYM(CtxSynchronize, "cuCtxSynchronize");
-    SYM(MemAlloc, "cuMemAlloc_v2");
-    SYM(MemFree, "cuMemFree_v2");
-    SYM(MemcpyHtoD, "cuMemcpyHtoD_v2");
-    SYM(MemcpyDtoH, "cuMemcpyDtoH_v2");
-    SYM(MemsetD8, "cuMemsetD8_v2");
-    SYM(ModuleLoadData, "cuModuleLoadData");
-    SYM(ModuleUnload, "cuModuleUnload");
-    SYM(ModuleGetFunction, "cuModuleGetFunction");
-    SYM(FuncSetAttribute, "cuFuncSetAttribute");
-    SYM(FuncGetAttribute, "cuFuncGetAttribute");
-    SYM(LaunchKernel, "cuLaunchKernel");
-    SYM(EventCreate, "cuEventCreate");
-    SYM(EventRecord, "cuEventRecord");
-    SYM(EventSynchronize, "cuEventSynchronize");
-    SYM(EventElapsedTime, "cuEventElapsedTime_v2");
-    if (!api.EventElapsedTime) {
-        ok = true; /* older drivers only have the unversioned name */
-        SYM(EventElapsedTime, "cuEventElapsedTime");
-    }
-    SYM(EventDestroy, "cuEventDestroy_v2");
-    SYM(GetErrorString, "cuGetErrorString");
-#undef SYM
-    if (!ok) {
+    if (res != FMR_DYNLIB_OK) {
         snprintf(api_why, sizeof api_why,
-                 "the CUDA driver found is too old (a needed function is missing); update the "
-                 "NVIDIA driver");
+                 "the CUDA driver found is too old (%s is missing); update the NVIDIA driver", err);
         return;
     }
     CUresult r = api.Init(0);

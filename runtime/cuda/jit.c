@@ -2,15 +2,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "runtime/cuda/jit.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
-#include "runtime/cuda/dynlib.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/cuda/kernels_embedded.h"
-#include "runtime/cuda/sha256.h"
 
 #ifndef FM_VERSION_STRING
 #define FM_VERSION_STRING FM_VERSION
@@ -85,7 +82,12 @@ fm_status fmr_jit_ptx(const char *mask_text, size_t mask_len, const fmr_kernel_c
 
 #else
 
+#include <dlfcn.h>
 #include <nvrtc.h>
+#include <openssl/evp.h>
+#include <stddef.h>
+
+#include "runtime/cuda/dynlib.h"
 
 typedef struct nvrtc_api {
     void *lib;
@@ -112,46 +114,46 @@ typedef struct nvrtc_api {
 static nvrtc_api api;
 static pthread_once_t api_once = PTHREAD_ONCE_INIT;
 
+#define FN(field, name) {name, NULL, offsetof(nvrtc_api, field)}
+static const fmr_dynlib_sym nvrtc_syms[] = {
+    FN(Version, "nvrtcVersion"),
+    FN(GetNumSupportedArchs, "nvrtcGetNumSupportedArchs"),
+    FN(GetSupportedArchs, "nvrtcGetSupportedArchs"),
+    FN(CreateProgram, "nvrtcCreateProgram"),
+    FN(CompileProgram, "nvrtcCompileProgram"),
+    FN(DestroyProgram, "nvrtcDestroyProgram"),
+    FN(GetProgramLogSize, "nvrtcGetProgramLogSize"),
+    FN(GetProgramLog, "nvrtcGetProgramLog"),
+    FN(GetPTXSize, "nvrtcGetPTXSize"),
+    FN(GetPTX, "nvrtcGetPTX"),
+    FN(GetCUBINSize, "nvrtcGetCUBINSize"),
+    FN(GetCUBIN, "nvrtcGetCUBIN"),
+    FN(GetErrorString, "nvrtcGetErrorString"),
+};
+#undef FN
+static const char *const nvrtc_sonames[] = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
+static const fmr_dynlib_spec nvrtc_spec = {
+    "FLEXMASK_NVRTC_LIBRARY", nvrtc_sonames, sizeof nvrtc_sonames / sizeof nvrtc_sonames[0],
+    nvrtc_syms, sizeof nvrtc_syms / sizeof nvrtc_syms[0]};
+
 static void api_load(void) {
-    const char *names[] = {getenv("FLEXMASK_NVRTC_LIBRARY"), "libnvrtc.so.13", "libnvrtc.so.12",
-                           "libnvrtc.so"};
-    char load_err[256];
-    api.lib = fmr_dlopen_first(names, sizeof names / sizeof names[0], load_err, sizeof load_err);
-    if (!api.lib) {
+    char err[256];
+    fmr_dynlib_result r = fmr_dynlib_load(&nvrtc_spec, &api, &api.lib, err, sizeof err);
+    if (r == FMR_DYNLIB_NOT_FOUND) {
         snprintf(api.why, sizeof api.why,
                  "NVRTC (libnvrtc.so.13 or libnvrtc.so) could not be loaded: %s; install the CUDA "
                  "Toolkit's NVRTC or set FLEXMASK_NVRTC_LIBRARY",
-                 load_err);
+                 err);
         return;
     }
-    bool ok = true;
-#define SYM(field, name)                                                                           \
-    do {                                                                                           \
-        *(void **)&api.field = dlsym(api.lib, name);                                               \
-        if (!api.field) ok = false;                                                                \
-    } while (0)
-    SYM(Version, "nvrtcVersion");
-    SYM(GetNumSupportedArchs, "nvrtcGetNumSupportedArchs");
-    SYM(GetSupportedArchs, "nvrtcGetSupportedArchs");
-    SYM(CreateProgram, "nvrtcCreateProgram");
-    SYM(CompileProgram, "nvrtcCompileProgram");
-    SYM(DestroyProgram, "nvrtcDestroyProgram");
-    SYM(GetProgramLogSize, "nvrtcGetProgramLogSize");
-    SYM(GetProgramLog, "nvrtcGetProgramLog");
-    SYM(GetPTXSize, "nvrtcGetPTXSize");
-    SYM(GetPTX, "nvrtcGetPTX");
-    SYM(GetCUBINSize, "nvrtcGetCUBINSize");
-    SYM(GetCUBIN, "nvrtcGetCUBIN");
-    SYM(GetErrorString, "nvrtcGetErrorString");
-#undef SYM
-    if (!ok || api.Version(&api.major, &api.minor) != NVRTC_SUCCESS ||
+    if (r != FMR_DYNLIB_OK || api.Version(&api.major, &api.minor) != NVRTC_SUCCESS ||
         api.GetNumSupportedArchs(&api.narchs) != NVRTC_SUCCESS || api.narchs <= 0 ||
         !(api.archs = calloc((size_t)api.narchs, sizeof(int))) ||
         api.GetSupportedArchs(api.archs) != NVRTC_SUCCESS) {
         snprintf(api.why, sizeof api.why,
                  "the NVRTC library found lacks a needed function or failed to report its "
                  "version (NVRTC 11.2 or newer is required)");
-        dlclose(api.lib);
+        if (api.lib) dlclose(api.lib);
         api.lib = NULL;
     }
 }
@@ -201,29 +203,43 @@ int fmr_jit_default_arch(void) {
 /* The template's hash is computed once per process: a memory-cache hit
  * then hashes only the (small) mask text. */
 static uint8_t tmpl_hash[32];
+static bool tmpl_ok;
 static pthread_once_t tmpl_once = PTHREAD_ONCE_INIT;
-static void tmpl_init(void) {
-    fmr_sha256_ctx s;
-    fmr_sha256_init(&s);
-    fmr_sha256_update(&s, fmk_flash_fwd_cuh, fmk_flash_fwd_cuh_len);
-    fmr_sha256_update(&s, "\0", 1);
-    fmr_sha256_update(&s, fmk_fm_fwd_params_h, fmk_fm_fwd_params_h_len);
-    fmr_sha256_final(&s, tmpl_hash);
+
+static bool sha256_parts(const void *const *parts, const size_t *lens, int n, uint8_t out[32]) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    for (int i = 0; ok && i < n; i++) ok = EVP_DigestUpdate(ctx, parts[i], lens[i]);
+    ok = ok && EVP_DigestFinal_ex(ctx, out, NULL);
+    EVP_MD_CTX_free(ctx);
+    return ok;
 }
 
-static void make_key(const char *mask_text, size_t mask_len, int nopts, const char *const *opts,
+static void tmpl_init(void) {
+    const void *parts[] = {fmk_flash_fwd_cuh, "\0", fmk_fm_fwd_params_h};
+    size_t lens[] = {fmk_flash_fwd_cuh_len, 1, fmk_fm_fwd_params_h_len};
+    tmpl_ok = sha256_parts(parts, lens, 3, tmpl_hash);
+}
+
+/* SHA-256 over everything that decides the CUBIN: the cache format, the
+ * library's and NVRTC's versions, the options (the architecture among
+ * them), the template and the mask's text. False only when OpenSSL is out
+ * of memory. */
+static bool make_key(const char *mask_text, size_t mask_len, int nopts, const char *const *opts,
                      uint8_t key[32]) {
     pthread_once(&tmpl_once, tmpl_init);
+    if (!tmpl_ok) return false;
     char head[160];
     int n = snprintf(head, sizeof head, "flexmask-jit format=%d lib=%s nvrtc=%d.%d",
                      FMR_JIT_CACHE_FORMAT, FM_VERSION_STRING, api.major, api.minor);
-    fmr_sha256_ctx s;
-    fmr_sha256_init(&s);
-    fmr_sha256_update(&s, head, (size_t)n + 1);
-    for (int i = 0; i < nopts; i++) fmr_sha256_update(&s, opts[i], strlen(opts[i]) + 1);
-    fmr_sha256_update(&s, tmpl_hash, 32);
-    fmr_sha256_update(&s, mask_text, mask_len);
-    fmr_sha256_final(&s, key);
+    const void *parts[12];
+    size_t lens[12];
+    int k = 0;
+    parts[k] = head, lens[k++] = (size_t)n + 1;
+    for (int i = 0; i < nopts && i < 8; i++) parts[k] = opts[i], lens[k++] = strlen(opts[i]) + 1;
+    parts[k] = tmpl_hash, lens[k++] = 32;
+    parts[k] = mask_text, lens[k++] = mask_len;
+    return sha256_parts(parts, lens, k, key);
 }
 
 /* The source with line numbers, for compile errors on request. */
@@ -349,11 +365,17 @@ fm_status fmr_jit_compile(fmr_jit_cache *cache, const char *mask_text, size_t ma
     int nopts = fmr_jit_options(cfg, arch, buf, opts);
     fmr_jit_binary b = {0};
     b.arch = arch;
-    make_key(mask_text, mask_len, nopts, opts, b.key);
+    if (!make_key(mask_text, mask_len, nopts, opts, b.key)) {
+        if (diags) fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL, "out of memory");
+        return FM_ERR_NO_MEMORY;
+    }
 
     const uint8_t *data;
     size_t len;
     b.hit = fmr_jit_cache_get(cache, b.key, &data, &len);
+    /* The first lookup opened the cache folder: a refused one is said
+       once per cache (once per process for the default one). */
+    fmr_jit_cache_report(cache, diags);
     if (b.hit != FMR_CACHE_MISS && payload_ok(data, len)) {
         unpack(data, len, &b);
         *out = b;
