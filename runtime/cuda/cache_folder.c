@@ -31,7 +31,8 @@ static char *strf(const char *fmt, ...) {
 
 static const char OFF[] = "; compiled kernels are kept in memory only";
 
-static bool refuse_folder(fmr_cache_problem *p, const char *dir, const char *why, const char *hint) {
+static bool refuse_folder(fmr_cache_problem *p, const char *dir, const char *why,
+                          const char *hint) {
     p->message = strf("the JIT cache folder '%s' %s%s", dir, why, OFF);
     p->hint = hint ? strf("%s", hint) : NULL;
     return false;
@@ -101,15 +102,19 @@ static secret_state read_secret(int dfd, const char *dir, uint8_t secret[FMR_CAC
     int fd = openat(dfd, FMR_CACHE_SECRET_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT) return SECRET_ABSENT;
-        if (errno == ELOOP) refuse_secret(p, dir, "is a symbolic link");
-        else refuse_secret(p, dir, strerror(errno));
+        if (errno == ELOOP)
+            refuse_secret(p, dir, "is a symbolic link");
+        else
+            refuse_secret(p, dir, strerror(errno));
         return SECRET_REFUSED;
     }
     struct stat st;
     char why[128];
     why[0] = 0;
-    if (fstat(fd, &st) != 0) snprintf(why, sizeof why, "cannot be read: %s", strerror(errno));
-    else if (!S_ISREG(st.st_mode)) snprintf(why, sizeof why, "is not a regular file");
+    if (fstat(fd, &st) != 0)
+        snprintf(why, sizeof why, "cannot be read: %s", strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        snprintf(why, sizeof why, "is not a regular file");
     else if (st.st_uid != geteuid())
         snprintf(why, sizeof why, "belongs to another user (uid %u)", (unsigned)st.st_uid);
     else if (st.st_mode & 077)
@@ -201,8 +206,8 @@ bool fmr_cache_folder_open(const char *dir, int *fd_out, uint8_t secret[FMR_CACH
         snprintf(why, sizeof why, "can be written by other users (mode %03o)",
                  (unsigned)(st.st_mode & 0777));
         close(fd);
-        char *hint = strf("run chmod go-w '%s', or set FLEXMASK_CACHE_DIR to a folder of your own",
-                          dir);
+        char *hint =
+            strf("run chmod go-w '%s', or set FLEXMASK_CACHE_DIR to a folder of your own", dir);
         bool r = refuse_folder(p, dir, why, hint ? hint : elsewhere);
         free(hint);
         return r;

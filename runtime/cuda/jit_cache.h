@@ -34,9 +34,9 @@ typedef struct fmr_jit_cache fmr_jit_cache;
 
 typedef struct fmr_jit_cache_stats {
     uint64_t memory_hits, disk_hits, misses;
-    uint64_t corrupt;   /* disk entries rejected (and removed) */
-    uint64_t writes;    /* disk entries written */
-    uint64_t evictions; /* disk entries removed by the size cap */
+    uint64_t corrupt;     /* disk entries rejected (and removed) */
+    uint64_t writes;      /* disk entries written */
+    uint64_t evictions;   /* disk entries removed by the size cap */
     uint64_t stale_temps; /* temporary files of killed writers removed */
 } fmr_jit_cache_stats;
 
