@@ -1061,6 +1061,25 @@ static void test_nvrtc_error_carries_log(void **state) {
     fmr_jit_cache_free(c);
 }
 
+/* A caller that passes no diagnostics (bench/jit.c does) still gets a
+ * status, never a crash, on every failure path after NVRTC loads. */
+static void test_compile_errors_without_diags(void **state) {
+    (void)state;
+    if (!need_nvrtc()) skip();
+    const char *broken = "this is not CUDA;\n";
+    fmr_jit_cache *c = fmr_jit_cache_create(NULL, 0);
+    fmr_jit_binary b;
+    fmr_kernel_config bad_dim = {.head_dim = 96, .bf16 = true, .arch = 90};
+    assert_int_equal(fmr_jit_compile(c, broken, strlen(broken), &bad_dim, false, &b, NULL),
+                     FM_ERR_UNSUPPORTED);
+    fmr_kernel_config old_arch = {.head_dim = 64, .bf16 = true, .arch = 70};
+    assert_int_equal(fmr_jit_compile(c, broken, strlen(broken), &old_arch, false, &b, NULL),
+                     FM_ERR_UNSUPPORTED);
+    fmr_kernel_config ok = {.head_dim = 64, .bf16 = true, .arch = 90};
+    assert_int_equal(fmr_jit_compile(c, broken, strlen(broken), &ok, false, &b, NULL), FM_ERR_CUDA);
+    fmr_jit_cache_free(c);
+}
+
 static void test_arch_clamp(void **state) {
     (void)state;
     if (!need_nvrtc()) skip();
@@ -1200,6 +1219,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_nvrtc_every_standard_mask),
         cmocka_unit_test(test_nvrtc_variants_and_keys),
         cmocka_unit_test(test_nvrtc_error_carries_log),
+        cmocka_unit_test(test_compile_errors_without_diags),
         cmocka_unit_test(test_arch_clamp),
         cmocka_unit_test(test_fmc_ptx_cli),
         cmocka_unit_test(test_fmc_ptx_cache_refused),

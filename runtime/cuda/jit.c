@@ -350,9 +350,26 @@ static bool payload_ok(const uint8_t *data, size_t len) {
     return n <= len - 9 && data[len - 1] == 0;
 }
 
+static fm_status jit_compile(fmr_jit_cache *cache, const char *mask_text, size_t mask_len,
+                             const fmr_kernel_config *cfg, bool number_source,
+                             fmr_jit_binary *out, fmd_diags *diags);
+
+/* The helpers below report into diags unconditionally; a caller that wants
+ * no messages (NULL) gets a scratch list that is dropped. */
 fm_status fmr_jit_compile(fmr_jit_cache *cache, const char *mask_text, size_t mask_len,
                           const fmr_kernel_config *cfg, bool number_source, fmr_jit_binary *out,
                           fmd_diags *diags) {
+    if (diags) return jit_compile(cache, mask_text, mask_len, cfg, number_source, out, diags);
+    fmd_diags scratch;
+    fmd_diags_init(&scratch);
+    fm_status st = jit_compile(cache, mask_text, mask_len, cfg, number_source, out, &scratch);
+    fmd_diags_clear(&scratch);
+    return st;
+}
+
+static fm_status jit_compile(fmr_jit_cache *cache, const char *mask_text, size_t mask_len,
+                             const fmr_kernel_config *cfg, bool number_source,
+                             fmr_jit_binary *out, fmd_diags *diags) {
     if (!api_get(diags)) return FM_ERR_UNSUPPORTED;
     if (!config_ok(cfg, diags)) return FM_ERR_UNSUPPORTED;
     int arch = resolve_arch(cfg, diags);
