@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dsl/diag.h"
-#include "runtime/api/api_internal.h"
+#include "flexmask_tools.h"
 
 /* The common flags' help, in pieces so that a subcommand that reads the
  * shape from its arrays can say so without a second copy of the rest. */
@@ -43,43 +42,15 @@
 const char fmcli_common_help[] = HELP_MASK HELP_SHAPE HELP_REST;
 const char fmcli_common_help_shape_from_arrays[] = HELP_MASK HELP_SHAPE_FROM_ARRAYS HELP_REST;
 
-/* Renders one message; one with no place in a mask file is prefixed with
- * the program, unless it already names it. */
-static void render_one(const fmcli_common *c, const fmd_diag *x) {
-    fmd_diag view = *x;
-    char *msg = NULL;
-    size_t plen = strlen(c->prog);
-    const char *m = x->message ? x->message : "";
-    if (!x->file && !(strncmp(m, c->prog, plen) == 0 && m[plen] == ':')) {
-        size_t n = plen + 2 + strlen(m) + 1;
-        msg = malloc(n);
-        if (msg) {
-            snprintf(msg, n, "%s: %s", c->prog, m);
-            view.message = msg;
-        }
-    }
-    if (c->json_diags)
-        fmd_diag_render_json(&view, stderr);
-    else
-        fmd_diag_render_text(&view, stderr);
-    free(msg);
-}
-
-void fmcli_render_diags(const fmcli_common *c, const fmd_diags *d) {
-    fflush(stdout);
-    for (size_t i = 0; i < d->count; i++)
-        render_one(c, &d->items[i]);
-    if (d->truncated && !c->json_diags)
-        fprintf(stderr, "error: %s: too many errors (%zu shown); stopping\n", c->prog,
-                d->max_errors);
-}
-
 static void emitv(const fmcli_common *c, const char *hint, const char *fmt, va_list ap) {
-    fmd_diags d;
-    fmd_diags_init(&d);
-    fmd_diag_addv(&d, FMD_ERROR, NULL, (fmd_span){0, 0}, hint, fmt, ap);
-    fmcli_render_diags(c, &d);
-    fmd_diags_clear(&d);
+    fm_diagnostics *d = fm_diagnostics_create();
+    if (d && fmt_diags_addv(d, "error", hint, fmt, ap)) {
+        fmcli_print_diags(c, d);
+    } else {
+        fflush(stdout);
+        fprintf(stderr, "error: %s: out of memory\n", c->prog);
+    }
+    fm_diagnostics_free(d);
 }
 
 void fmcli_error(const fmcli_common *c, const char *hint, const char *fmt, ...) {
@@ -109,7 +80,8 @@ int fmcli_input_error(const fmcli_common *c, const char *hint, const char *fmt, 
 
 void fmcli_print_diags(const fmcli_common *c, const fm_diagnostics *diags) {
     if (!diags || fm_diagnostics_count(diags) == 0) return;
-    fmcli_render_diags(c, &diags->d);
+    fflush(stdout);
+    fmt_diags_render(diags, c->prog, c->json_diags, stderr);
 }
 
 void fmcli_init(fmcli_common *c, const char *prog, int argc, char **argv) {

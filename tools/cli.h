@@ -97,9 +97,6 @@ int fmcli_input_error(const fmcli_common *c, const char *hint, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 /* Prints every message of diags to stderr in the chosen form. */
 void fmcli_print_diags(const fmcli_common *c, const fm_diagnostics *diags);
-struct fmd_diags;
-/* The same for the internal collection (compile, .npy and JIT messages). */
-void fmcli_render_diags(const fmcli_common *c, const struct fmd_diags *diags);
 
 /* Checks what a BlockMask build needs: a mask file and --q-len. Prints a
  * usage error and returns FMCLI_EXIT_USAGE when missing, else 0. */

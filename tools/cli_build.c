@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/cli_npy.h"
+#include "flexmask_tools.h"
 
 static bool ident_char(char ch) {
     return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
@@ -68,7 +68,7 @@ static int bind_input(const fmcli_common *c, fmcli_session *s, const fmcli_input
     int32_t *loaded = NULL;
     if (in->npy_path) {
         char err[512];
-        if (!fmcli_npy_load_int32(in->npy_path, &loaded, &rank, dims, 8, err, sizeof err))
+        if (!fmt_npy_load_int32(in->npy_path, &loaded, &rank, dims, 8, err, sizeof err))
             return fmcli_input_error(c, NULL, "input '%s': %s", in->name, err);
         data = loaded;
     } else {

@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dsl/diag.h"
 #include "flexmask.h"
+#include "flexmask_tools.h"
 #include "tools/cli.h"
 #include "tools/fmc_cmds.h"
 
@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
     const char *names[sizeof commands / sizeof commands[0]];
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         names[i] = commands[i].name;
-    const char *near = fmd_closest_name(argv[1], names, sizeof names / sizeof names[0]);
+    const char *near = fmt_closest_name(argv[1], names, sizeof names / sizeof names[0]);
     char hint[128];
     snprintf(hint, sizeof hint, "%s%s%srun 'fmc --help' for the subcommands",
              near ? "did you mean '" : "", near ? near : "", near ? "'? " : "");

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dsl/diag.h"
+#include "flexmask_tools.h"
 #include "tools/cli.h"
 #include "tools/cli_interop.h"
 #include "tools/fmc_cmds.h"
@@ -54,7 +54,7 @@ static int64_t stored(int64_t n, bool bcast) {
 
 static void print_json(const fm_blockmask *bm, const char *name, const fm_blockmask_info *in) {
     printf("{\n  \"mask\": ");
-    fmd_json_string(stdout, name);
+    fmt_json_string(stdout, name);
     printf(
         ",\n  \"shape\": {\"batch\": %lld, \"heads\": %lld, \"q_len\": %lld, \"kv_len\": %lld},\n",
         (long long)in->shape.batch, (long long)in->shape.heads, (long long)in->shape.q_len,
