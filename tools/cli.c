@@ -3,6 +3,7 @@
  * here touches the mask file. */
 #include "tools/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,29 @@ int fmcli_usage_error(const fmcli_common *c, const char *fmt, ...) {
     return FMCLI_EXIT_USAGE;
 }
 
+int fmcli_unknown_flag(const fmcli_common *c, const char *arg, bool common,
+                       const char *const *own, size_t n) {
+    static const char *const common_flags[] = {
+        "--diagnostics", "--help",  "--mask",   "--q-len",           "--kv-len",
+        "--batch",       "--heads", "--block",  "--block-q",         "--block-kv",
+        "--input",       "-D",      "--memory-budget", "--max-evaluations"};
+    size_t ncommon = common ? sizeof common_flags / sizeof *common_flags : 2;
+    const char *cands[64];
+    size_t k = 0;
+    for (size_t i = 0; i < ncommon; i++) cands[k++] = common_flags[i];
+    for (size_t i = 0; i < n && k < sizeof cands / sizeof *cands; i++) cands[k++] = own[i];
+    /* "--qlen=8" is compared as "--qlen". */
+    char name[128];
+    size_t len = strcspn(arg, "=");
+    snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), arg);
+    const char *near = fmt_closest_name(name, cands, k);
+    char hint[256];
+    snprintf(hint, sizeof hint, "%s%s%srun '%s --help' for the flags", near ? "did you mean '" : "",
+             near ? near : "", near ? "'? " : "", c->prog);
+    fmcli_error(c, hint, "unknown flag '%s'", arg);
+    return FMCLI_EXIT_USAGE;
+}
+
 int fmcli_input_error(const fmcli_common *c, const char *hint, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -82,6 +106,22 @@ void fmcli_print_diags(const fmcli_common *c, const fm_diagnostics *diags) {
     if (!diags || fm_diagnostics_count(diags) == 0) return;
     fflush(stdout);
     fmt_diags_render(diags, c->prog, c->json_diags, stderr);
+}
+
+int fmcli_stdout_status(const fmcli_common *c, int rc) {
+    /* errno still holds the reason when an earlier buffered write failed:
+     * later writes to the same stream fail the same way. */
+    int saved = errno;
+    errno = 0;
+    bool flush_failed = fflush(stdout) != 0;
+    int why = flush_failed && errno ? errno : saved;
+    if (!flush_failed && !ferror(stdout)) return rc;
+    clearerr(stdout);
+    if (why)
+        fmcli_error(c, NULL, "cannot write to standard output: %s", strerror(why));
+    else
+        fmcli_error(c, NULL, "cannot write to standard output");
+    return rc ? rc : FMCLI_EXIT_INPUT;
 }
 
 void fmcli_init(fmcli_common *c, const char *prog, int argc, char **argv) {

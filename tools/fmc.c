@@ -39,6 +39,16 @@ static void usage(FILE *out) {
                  "2 bad usage, 3 a requested check found a mismatch.\n");
 }
 
+/* Every path ends here, so a failed write to stdout (help text included)
+ * is exit 1 with the reason rather than a silent success. */
+static int finish(const char *prog, int argc, char **argv, int rc) {
+    fmcli_common c;
+    fmcli_init(&c, prog, argc, argv);
+    rc = fmcli_stdout_status(&c, rc);
+    fmcli_free(&c);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -46,14 +56,19 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return finish("fmc", argc, argv, 0);
     }
     if (!strcmp(argv[1], "--version")) {
         printf("fmc %s (mask language %d)\n", fm_version(), FM_LANGUAGE_VERSION);
-        return 0;
+        return finish("fmc", argc, argv, 0);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            char prog[64];
+            snprintf(prog, sizeof prog, "fmc %s", commands[i].name);
+            int rc = commands[i].run(argc - 1, argv + 1);
+            return finish(prog, argc - 1, argv + 1, rc);
+        }
     const char *names[sizeof commands / sizeof commands[0]];
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         names[i] = commands[i].name;

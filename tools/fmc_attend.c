@@ -67,6 +67,9 @@ static void flush_diags(const fmcli_common *c, fm_diagnostics *d) {
     fm_diagnostics_free(d);
 }
 
+static const char *const attend_flags[] = {"--q",     "--k",      "--v",      "--out",
+                                            "--lse",   "--scale",  "--device", "--threads"};
+
 static int parse_args(fmcli_common *c, attend_opts *o, int argc, char **argv, bool *help) {
     for (int i = 1; i < argc;) {
         const char *arg = argv[i];
@@ -115,7 +118,8 @@ static int parse_args(fmcli_common *c, attend_opts *o, int argc, char **argv, bo
                                          v);
             o->threads = (int)n;
         } else if (arg[0] == '-' && arg[1] != '\0') {
-            return fmcli_usage_error(c, "unknown flag '%s'", arg);
+            return fmcli_unknown_flag(c, arg, true, attend_flags,
+                                      sizeof attend_flags / sizeof *attend_flags);
         } else if (c->file) {
             return fmcli_usage_error(c, "more than one mask file given ('%s' and '%s')", c->file,
                                      arg);

@@ -80,7 +80,7 @@ static int parse_options(const char *prog, const char *help, int argc, char **ar
         } else if (fmcli_is_flag(a, "--diagnostics")) {
             if (fmcli_parse_common(&o->c, argc, argv, &i) == FMCLI_BAD) return FMCLI_EXIT_USAGE;
         } else {
-            return fmcli_usage_error(&o->c, "unknown flag '%s'", a);
+            return fmcli_unknown_flag(&o->c, a, false, NULL, 0);
         }
     }
     return -1;
@@ -95,7 +95,7 @@ static fm_program *load(const fmcli_common *c, const char *path) {
         return NULL;
     }
     fm_program *prog = NULL;
-    fm_status st = fm_compile_file(path, diags, &prog);
+    fm_status st = fmcli_compile(path, diags, &prog);
     fmcli_print_diags(c, diags);
     if (st != FM_OK && fm_diagnostics_count(diags) == 0)
         fmcli_input_error(c, NULL, "'%s': %s", path, fm_status_string(st));

@@ -108,7 +108,11 @@ static int parse(fmcli_common *c, int argc, char **argv, bool ptx, opts *o) {
             else if (!strcmp(v, "fp16")) o->fp16 = true;
             else return fmcli_usage_error(c, "--dtype must be bf16 or fp16, got '%s'", v);
         } else if (arg[0] == '-' && arg[1] != '\0') {
-            return fmcli_usage_error(c, "unknown flag '%s'", arg);
+            static const char *const cuda_flags[] = {"--mask", "--full"};
+            static const char *const ptx_flags[] = {"--mask", "--arch", "--head-dim", "--dtype",
+                                                    "--int32"};
+            return ptx ? fmcli_unknown_flag(c, arg, false, ptx_flags, 5)
+                       : fmcli_unknown_flag(c, arg, false, cuda_flags, 2);
         } else if (c->file) {
             return fmcli_usage_error(c, "more than one mask file given ('%s' and '%s')", c->file, arg);
         } else {
@@ -139,10 +143,7 @@ static int failed(const fmcli_common *c, const fmcli_session *s, fm_status st) {
 }
 
 static int finish(int rc, fmcli_common *c, fmcli_session *s, char *text) {
-    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
-        fmcli_error(c, NULL, "cannot write the output");
-        rc = FMCLI_EXIT_INPUT;
-    }
+    if (rc == 0) rc = fmcli_stdout_status(c, rc);
     free(text);
     fmcli_session_free(s);
     fmcli_free(c);
