@@ -1,12 +1,14 @@
 /* Parsing the common flags, and printing every tool error in one form.
  * Every malformed flag is a usage error (exit 2) naming the flag; nothing
  * here touches the mask file. */
+#define _XOPEN_SOURCE 700 /* readlink, realpath */
 #include "tools/cli.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "flexmask_tools.h"
 
@@ -122,6 +124,22 @@ int fmcli_stdout_status(const fmcli_common *c, int rc) {
     else
         fmcli_error(c, NULL, "cannot write to standard output");
     return rc ? rc : FMCLI_EXIT_INPUT;
+}
+
+const char *fmcli_share_dir(void) {
+    static char dir[4096];
+    if (dir[0]) return dir;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = '\0';
+        char guess[4200];
+        snprintf(guess, sizeof guess, "%s/../share/flexmask", exe);
+        if (realpath(guess, dir)) return dir;
+    }
+    snprintf(dir, sizeof dir, "%s", FM_SHARE_DIR);
+    return dir;
 }
 
 void fmcli_init(fmcli_common *c, const char *prog, int argc, char **argv) {

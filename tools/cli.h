@@ -140,6 +140,11 @@ int fmcli_build_blockmask(const fmcli_common *c, fmcli_session *s, fm_shape shap
 int fmcli_build(const fmcli_common *c, fmcli_session *s);
 void fmcli_session_free(fmcli_session *s);
 
+/* Where the docs and example masks are installed: PREFIX/share/flexmask
+ * beside this program's bin/ when that exists (an install moved to another
+ * prefix), else the configured install prefix's. */
+const char *fmcli_share_dir(void);
+
 /* Text for a subcommand's --help: the common flags, one per line. */
 extern const char fmcli_common_help[];
 /* The same for a subcommand that takes the shape from its arrays (fmc

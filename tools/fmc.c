@@ -33,10 +33,16 @@ static void usage(FILE *out) {
             FM_LANGUAGE_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n"
-                 "Run 'fmc SUBCOMMAND --help' for a subcommand's flags.\n"
-                 "Exit status: 0 ok, 1 the mask, a param or an input is wrong,\n"
-                 "2 bad usage, 3 a requested check found a mismatch.\n");
+    fprintf(out,
+            "\n"
+            "Run 'fmc SUBCOMMAND --help' for a subcommand's flags.\n"
+            "Exit status: 0 ok, 1 the mask, a param or an input is wrong,\n"
+            "2 bad usage, 3 a requested check found a mismatch.\n"
+            "\n"
+            "The manual (docs/cli.md, docs/language.md, docs/errors.md) and the\n"
+            "example masks are installed in\n"
+            "  %s\n",
+            fmcli_share_dir());
 }
 
 /* Every path ends here, so a failed write to stdout (help text included)

@@ -57,8 +57,11 @@ static void usage(FILE *out) {
             "  fmviz examples/masks/per_head.mask --q-len 2048 --heads 2 --check\n"
             "\n"
             "Exit status: 0 ok, 1 the mask, a param or an input is wrong, 2 bad usage,\n"
-            "3 --check found a misclassified tile.\n",
-            fmcli_common_help);
+            "3 --check found a misclassified tile.\n"
+            "\n"
+            "The manual (docs/cli.md) and the example masks are installed in\n"
+            "  %s\n",
+            fmcli_common_help, fmcli_share_dir());
 }
 
 static int terminal_width(void) {
