@@ -1,5 +1,6 @@
-# Install rules: the shared library, the header, a CMake package config and a
-# pkg-config file.
+# Install rules: the shared library, the header, a CMake package config, a
+# pkg-config file, and under share/flexmask the user docs and example masks
+# (the tools' --help points there).
 include(CMakePackageConfigHelpers)
 
 install(TARGETS flexmask EXPORT flexmaskTargets
@@ -10,6 +11,18 @@ install(TARGETS flexmask EXPORT flexmaskTargets
 install(FILES ${PROJECT_SOURCE_DIR}/include/flexmask.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT flexmaskTargets NAMESPACE flexmask::
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/flexmask)
+
+set(FM_SHARE_DEST ${CMAKE_INSTALL_DATADIR}/flexmask)
+install(FILES ${PROJECT_SOURCE_DIR}/docs/language.md ${PROJECT_SOURCE_DIR}/docs/cli.md
+              ${PROJECT_SOURCE_DIR}/docs/errors.md ${PROJECT_SOURCE_DIR}/docs/interop.md
+              ${PROJECT_SOURCE_DIR}/docs/cuda.md ${PROJECT_SOURCE_DIR}/docs/performance.md
+              ${PROJECT_SOURCE_DIR}/docs/reliability.md
+  DESTINATION ${FM_SHARE_DEST}/docs)
+install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/LICENSE
+              ${PROJECT_SOURCE_DIR}/CHANGELOG.md
+  DESTINATION ${FM_SHARE_DEST})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/masks/ DESTINATION ${FM_SHARE_DEST}/examples/masks
+  FILES_MATCHING PATTERN "*.mask")
 
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/flexmaskConfig.cmake.in
   ${PROJECT_BINARY_DIR}/flexmaskConfig.cmake

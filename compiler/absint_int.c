@@ -64,16 +64,11 @@ bool fmc_ab_mul(const ctx *C, aval *r, const aval *x, const aval *y) {
     return fault;
 }
 
-static __int128 fdiv128(__int128 n, __int128 d) {
-    __int128 q = n / d;
-    if ((n % d != 0) && ((n < 0) != (d < 0))) q--;
-    return q;
-}
-
 /* Floor division over a divisor range that excludes 0: extremes at corners. */
 static void div_corners(int64_t xl, int64_t xh, int64_t dl, int64_t dh, __int128 *lo,
                         __int128 *hi) {
-    __int128 v[4] = {fdiv128(xl, dl), fdiv128(xl, dh), fdiv128(xh, dl), fdiv128(xh, dh)};
+    __int128 v[4] = {fmd_floordiv128(xl, dl), fmd_floordiv128(xl, dh), fmd_floordiv128(xh, dl),
+                     fmd_floordiv128(xh, dh)};
     *lo = *hi = v[0];
     for (int i = 1; i < 4; i++) {
         *lo = v[i] < *lo ? v[i] : *lo;
@@ -91,9 +86,9 @@ bool fmc_ab_div(const ctx *C, aval *r, const aval *x, const aval *y) {
             return true;
         }
         if ((x->f & FMC_AF_AFF) && x->a % k == 0 && x->c % k == 0 && !min_neg1 &&
-            set_affine(C, r, x->a / k, x->c / k, fdiv128(x->d, k)))
+            set_affine(C, r, x->a / k, x->c / k, fmd_floordiv128(x->d, k)))
             return false;
-        __int128 a = fdiv128(x->lo, k), b = fdiv128(x->hi, k);
+        __int128 a = fmd_floordiv128(x->lo, k), b = fmd_floordiv128(x->hi, k);
         set_range(r, sat(a < b ? a : b), sat(a < b ? b : a), x->f, x->deps);
         return min_neg1;
     }
@@ -131,7 +126,7 @@ bool fmc_ab_mod(const ctx *C, aval *r, const aval *x, const aval *y) {
             set_const(r, 0);
             return false;
         }
-        __int128 pl = fdiv128(x->lo, m), ph = fdiv128(x->hi, m);
+        __int128 pl = fmd_floordiv128(x->lo, m), ph = fmd_floordiv128(x->hi, m);
         if (pl == ph) { /* one period: a shift of x */
             __int128 s = pl * m;
             if ((x->f & FMC_AF_AFF) && set_affine(C, r, x->a, x->c, (__int128)x->d - s))

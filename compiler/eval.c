@@ -98,9 +98,9 @@ static bool exec1(const fmc_program *p, const fmc_env *env, size_t i, const int6
                 set_violation(v, FMC_VIOLATION_OVERFLOW, ii, 0, 0, 0, b, h, q, kv);
                 return false;
             }
-            r = fmc_floordiv(a0, a1);
+            r = fmd_floordiv(a0, a1);
         } else {
-            r = fmc_floormod(a0, a1);
+            r = fmd_floormod(a0, a1);
         }
         break;
     case FMC_OP_MIN: r = a0 < a1 ? a0 : a1; break;
@@ -278,7 +278,7 @@ bool fmc_eval_row(const fmc_program *p, const fmc_env *env, int64_t b, int64_t h
                     r[j] = 0;
                     continue;
                 }
-                r[j] = div ? fmc_floordiv(nn, dd) : fmc_floormod(nn, dd);
+                r[j] = div ? fmd_floordiv(nn, dd) : fmd_floormod(nn, dd);
             }
             break;
         }

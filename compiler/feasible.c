@@ -3,29 +3,18 @@
  * tile (a prefix boundary crossing the diagonal, say). One axis is
  * scanned line by line, each line reducing to an interval of the other. */
 #include "compiler/absint.h"
+#include "dsl/arith.h"
 
 #define FEAS_LINES 4096
 
-static __int128 floordiv128(__int128 n, __int128 d) {
-    __int128 q = n / d;
-    if ((n % d != 0) && ((n < 0) != (d < 0))) q--;
-    return q;
-}
-
 static __int128 ceildiv128(__int128 n, __int128 d) {
-    return -floordiv128(-n, d);
+    return -fmd_floordiv128(-n, d);
 }
 
 /* Interval of the free variable y satisfying every a*x + c*y + d <= 0 at
  * fixed x (roles of q and kv chosen by the caller). */
 static bool small(int64_t v) {
     return v > -((int64_t)1 << 30) && v < ((int64_t)1 << 30);
-}
-
-static int64_t floordiv64(int64_t n, int64_t d) {
-    int64_t q = n / d;
-    if ((n % d != 0) && ((n < 0) != (d < 0))) q--;
-    return q;
 }
 
 static bool line_interval(const fmc_cons *cs, size_t n, bool x_is_q, int64_t x, int64_t ylo,
@@ -42,10 +31,10 @@ static bool line_interval(const fmc_cons *cs, size_t n, bool x_is_q, int64_t x, 
             if (c == 0) {
                 if (R < 0) return false;
             } else if (c > 0) {
-                int64_t b = floordiv64(R, c);
+                int64_t b = fmd_floordiv(R, c);
                 if (b < H) H = b;
             } else {
-                int64_t b = -floordiv64(-R, c);
+                int64_t b = -fmd_floordiv(-R, c);
                 if (b > L) L = b;
             }
         }
@@ -61,7 +50,7 @@ static bool line_interval(const fmc_cons *cs, size_t n, bool x_is_q, int64_t x, 
         if (c == 0) {
             if (R < 0) return false;
         } else if (c > 0) {
-            __int128 b = floordiv128(R, c);
+            __int128 b = fmd_floordiv128(R, c);
             if (b < H) H = b;
         } else {
             __int128 b = ceildiv128(R, c);

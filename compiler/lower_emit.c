@@ -108,11 +108,11 @@ static bool fold(fmc_op op, const int64_t *a, int64_t *out) {
         return true;
     case FMC_OP_DIV:
         if (a[1] == 0 || (a[0] == INT64_MIN && a[1] == -1)) return false;
-        *out = fmc_floordiv(a[0], a[1]);
+        *out = fmd_floordiv(a[0], a[1]);
         return true;
     case FMC_OP_MOD:
         if (a[1] == 0) return false;
-        *out = fmc_floormod(a[0], a[1]);
+        *out = fmd_floormod(a[0], a[1]);
         return true;
     case FMC_OP_MIN: *out = a[0] < a[1] ? a[0] : a[1]; return true;
     case FMC_OP_MAX: *out = a[0] > a[1] ? a[0] : a[1]; return true;

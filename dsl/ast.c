@@ -170,15 +170,3 @@ void fmd_diags_sort(fmd_diags *d, size_t from) {
     }
 }
 
-int64_t fmd_floordiv(int64_t n, int64_t d) {
-    int64_t q = n / d, r = n % d;
-    if (r != 0 && ((r < 0) != (d < 0))) q--;
-    return q;
-}
-
-int64_t fmd_floormod(int64_t n, int64_t d) {
-    if (d == -1) return 0; /* INT64_MIN % -1 would trap */
-    int64_t r = n % d;
-    if (r != 0 && ((r < 0) != (d < 0))) r += d;
-    return r;
-}

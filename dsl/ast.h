@@ -237,9 +237,7 @@ bool fmd_check(fmd_program *p, fmd_diags *diags);
  * a malloc'd string, NULL when out of memory. */
 char *fmd_print(const fmd_program *p);
 
-/* Spec floor division and remainder. The caller guarantees d != 0 and not
- * (n == INT64_MIN && d == -1). */
-int64_t fmd_floordiv(int64_t n, int64_t d);
-int64_t fmd_floormod(int64_t n, int64_t d);
+/* Spec floor division and remainder: fmd_floordiv, fmd_floormod. */
+#include "dsl/arith.h"
 
 #endif

@@ -181,8 +181,7 @@ const char *fmd_severity_name(fmd_severity sev) {
     return "error";
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
+size_t fmd_utf8_len(const unsigned char *s, size_t n) {
     unsigned c = s[0];
     size_t len;
     unsigned min;
@@ -205,7 +204,7 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
  * (a control byte or a byte that is not valid UTF-8, echoed as '?'). */
 static size_t unit_len(const unsigned char *s, size_t n, size_t i) {
     if (s[i] < 0x80) return 1;
-    size_t l = utf8_len(s + i, n - i);
+    size_t l = fmd_utf8_len(s + i, n - i);
     return l ? l : 1;
 }
 
@@ -266,8 +265,11 @@ void fmd_diag_render_text(const fmd_diag *d, FILE *out) {
 }
 
 void fmd_json_string(FILE *out, const char *str) {
+    fmd_json_string_n(out, str, strlen(str));
+}
+
+void fmd_json_string_n(FILE *out, const char *str, size_t n) {
     const unsigned char *s = (const unsigned char *)str;
-    size_t n = strlen(str);
     fputc('"', out);
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
@@ -281,11 +283,14 @@ void fmd_json_string(FILE *out, const char *str) {
         } else if (c == '\t') {
             fputs("\\t", out);
             i++;
+        } else if (c == '\r') {
+            fputs("\\r", out);
+            i++;
         } else if (c < 0x20 || c == 0x7F) {
             fprintf(out, "\\u%04x", c);
             i++;
         } else {
-            size_t l = utf8_len(s + i, n - i);
+            size_t l = fmd_utf8_len(s + i, n - i);
             if (l == 0) {
                 fputs("\\ufffd", out);
                 i++;

@@ -80,9 +80,19 @@ void fmd_diag_render_text(const fmd_diag *d, FILE *out);
  * severity, message, hint (null when none). */
 void fmd_diag_render_json(const fmd_diag *d, FILE *out);
 void fmd_diags_render(const fmd_diags *d, FILE *out, bool json);
-/* Writes s as a JSON string literal (quotes included), escaping as needed
- * and replacing bytes that are not valid UTF-8 with U+FFFD. */
+/* Writes s as a JSON string literal (quotes included): the project's one
+ * escaping rule, for diagnostics, `fmc blockmask --format json` and
+ * safetensors headers. '"', '\\', \n, \r and \t get their short escapes,
+ * other control bytes (and DEL) \u00XX, and each byte that does not start
+ * a valid UTF-8 sequence U+FFFD (\ufffd); the rest is copied. */
 void fmd_json_string(FILE *out, const char *s);
+/* The same for len bytes (which may include NULs, written as \u0000). */
+void fmd_json_string_n(FILE *out, const char *s, size_t len);
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes, n >= 1), or 0
+ * when it is not one (overlong forms, surrogates and values past U+10FFFF
+ * are invalid). */
+size_t fmd_utf8_len(const unsigned char *s, size_t n);
 
 /* Levenshtein distance between a and b, capped at cap+1 (cheap rejection). */
 size_t fmd_edit_distance(const char *a, const char *b, size_t cap);

@@ -412,6 +412,47 @@ FM_API fm_status fm_blockmask_load_safetensors_memory(const char *name, const vo
                                                       size_t len, fm_diagnostics *diags,
                                                       fm_blockmask **out);
 
+/* ---- process-wide state and environment variables ---------------------------- *
+ *
+ * The JIT cache. The first CUDA attention call for a mask compiles its
+ * kernel with NVRTC (a few seconds) and keeps the result in one cache
+ * shared by every device and thread of the process: in memory, for the
+ * process's lifetime (one CUBIN per distinct mask text and kernel variant:
+ * head dim, dtype, 32- or 64-bit arithmetic, architecture; never freed),
+ * and on disk, so that later processes skip the compile. A disk entry is a
+ * file <dir>/<SHA-256 key>.fmjit, written to a temporary file and renamed
+ * into place (safe for concurrent processes) and checked (magic, version,
+ * key, length, SHA-256) before use; a damaged one is deleted and rebuilt.
+ * Past the size cap the least recently used entries are removed. The CUDA
+ * driver and NVRTC themselves are loaded once per process, on first use.
+ *
+ * Environment variables, each read once (when first needed):
+ *
+ *   FLEXMASK_CPU_ISA       CPU attention kernels: auto (default: AVX2 when
+ *                          the CPU has it), portable or avx2. Any other value
+ *                          makes fm_attention_cpu fail with
+ *                          FM_ERR_INVALID_ARGUMENT. Read on every call.
+ *   FLEXMASK_CACHE_DIR     the JIT disk cache's folder (created when
+ *                          missing). Set but empty: no disk cache. Unset:
+ *                          $XDG_CACHE_HOME/flexmask, else
+ *                          $HOME/.cache/flexmask, else no disk cache.
+ *   FLEXMASK_CACHE_MAX_MB  the disk cache's size cap in MiB (default 512;
+ *                          a value that is not a positive integer is
+ *                          ignored).
+ *   FLEXMASK_CUDA_ARCH     the architecture a kernel is compiled for when no
+ *                          GPU says (an open device always compiles for its
+ *                          own GPU), as sm_90, compute_90 or 90; default 90,
+ *                          clamped to the newest this NVRTC supports.
+ *                          Malformed values are ignored.
+ *   FLEXMASK_NVRTC_LIBRARY the NVRTC library to load (a path or a soname),
+ *                          tried before libnvrtc.so.13, .so.12 and .so.
+ *   FLEXMASK_CUDA_DRIVER   the CUDA driver library to load, tried before
+ *                          libcuda.so.1 and libcuda.so.
+ *   FLEXMASK_JIT_SOURCE    1: an NVRTC compile error also carries the whole
+ *                          source given to NVRTC, with line numbers.
+ *
+ * The tools also read NO_COLOR and COLUMNS (fmviz's terminal picture). */
+
 /* ---- devices: the GPU (CUDA) or the CPU ------------------------------------------ */
 
 /* A device runs attention: a CUDA GPU through kernels compiled at run time

@@ -41,6 +41,8 @@ build() {
 case "$stage" in
 prepare)
     ../shared/gpu/fetch-debs.sh .debs
+    # jansson (safetensors headers) is not in the shared list.
+    (cd .debs && apt-get download -qq libjansson-dev libjansson4)
     cp ../shared/gpu/env.sh .debs/env.sh
     git check-ignore -q .debs || echo "gpu-session: add /.debs/ to .gitignore" >&2
     echo "gpu-session: carry .debs in the device run (carry: [\".debs\"])"

@@ -19,3 +19,7 @@ if(TARGET example_tree_attention)
   set_tests_properties(example_tree_attention_portable PROPERTIES
     ENVIRONMENT "FLEXMASK_CPU_ISA=portable")
 endif()
+
+# The tools include flexmask.h, flexmask_tools.h and their own headers only.
+add_test(NAME tools_include_rule
+  COMMAND sh ${PROJECT_SOURCE_DIR}/tests/tools_include_rule.sh ${PROJECT_SOURCE_DIR})

@@ -3,12 +3,16 @@
  * every example mask, PNG and SVG). Runs the built programs. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <ctype.h>
+#include <errno.h>
 #include <png.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -1431,6 +1435,171 @@ static void test_fmviz_svg(void **state) {
     free(f);
 }
 
+/* ---- stdout write errors, flag suggestions, stdin, -D exit codes -------- */
+
+/* Runs cmd (through sh) with stdout a pipe whose reader is already closed
+ * and SIGPIPE ignored, so every write to stdout fails with EPIPE; returns
+ * the exit status, stderr in *err. */
+static int run_closed_stdout(const char *cmd, char **err) {
+    char errpath[600];
+    snprintf(errpath, sizeof errpath, "%s/closed_stdout.%ld", tu_temp_dir(), (long)getpid());
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    close(p[0]);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGPIPE, SIG_IGN);
+        FILE *e = freopen(errpath, "w", stderr);
+        if (!e || dup2(p[1], STDOUT_FILENO) < 0) _exit(126);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    *err = tu_read_file(errpath, NULL);
+    unlink(errpath);
+    assert_non_null(*err);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* An output that cannot be written is exit 1 with the reason (cli.md), for
+ * the help text too: a closed pipe, and a regular file past RLIMIT_FSIZE
+ * (ulimit -f 1: 512 bytes, less than any of these outputs; stderr's file
+ * takes the short message). */
+static void test_stdout_write_errors(void **state) {
+    (void)state;
+    char *big = malloc(16384);
+    assert_non_null(big);
+    size_t n = 0;
+    for (int i = 0; i < 100; i++) n += (size_t)snprintf(big + n, 16384 - n, "mask m%d = kv <= q + %d;\n", i, i);
+    char *f = write_mask("write_err.mask", big);
+    free(big);
+    char *out_path = tu_write_temp("write_err.out", "", 0);
+    assert_non_null(out_path);
+    const char *cmds[][2] = {
+        {"fmc print", FMC " print '%s'"},
+        {"fmc", "F='%s' " FMC " --help"},
+        {"fmc", "F='%s' " FMC " --version"},
+        {"fmc check", "F='%s' " FMC " check --help"},
+        {"fmc blockmask", FMC " blockmask '%s' --q-len 512 --block 16 --format json"},
+        {"fmc cuda", FMC " cuda '%s'"},
+        {"fmviz", "F='%s' " FMVIZ " --help"},
+        {"fmviz", FMVIZ " '%s' --q-len 64 --block 8"},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char cmd[4096], want[128], *err = NULL;
+        snprintf(cmd, sizeof cmd, cmds[i][1], f);
+        snprintf(want, sizeof want, "error: %s: cannot write to standard output: ", cmds[i][0]);
+        int rc = run_closed_stdout(cmd, &err);
+        if (rc != 1 || !strstr(err, want)) fprintf(stderr, "%s: exit %d\n%s\n", cmd, rc, err);
+        assert_int_equal(rc, 1);
+        assert_non_null(strstr(err, want));
+        assert_non_null(strstr(err, strerror(EPIPE)));
+        free(err);
+        if (strstr(cmds[i][1], "--version")) continue; /* shorter than 512 bytes */
+        char limited[8192];
+        snprintf(limited, sizeof limited, "ulimit -f 1; trap '' XFSZ; %s > '%s'", cmd,
+                 out_path);
+        rc = run(NULL, &err, "%s", limited);
+        if (rc != 1 || !strstr(err, want)) fprintf(stderr, "%s: exit %d\n%s\n", limited, rc, err);
+        assert_int_equal(rc, 1);
+        assert_non_null(strstr(err, want));
+        assert_non_null(strstr(err, strerror(EFBIG)));
+        free(err);
+    }
+    unlink(out_path);
+    free(out_path);
+    free(f);
+}
+
+/* A mistyped flag gets a did-you-mean hint in both tools, from the flags
+ * that subcommand takes. */
+static void test_flag_suggestions(void **state) {
+    (void)state;
+    char *f = write_mask("suggest.mask", "mask m = kv <= q;\n");
+    const char *cases[][2] = {
+        {FMC " blockmask '%s' --qlen 8",
+         "error: fmc blockmask: unknown flag '--qlen'\n"
+         "hint: did you mean '--q-len'? run 'fmc blockmask --help' for the flags\n"},
+        {FMVIZ " '%s' --q-len 8 --qlen=8",
+         "error: fmviz: unknown flag '--qlen=8'\n"
+         "hint: did you mean '--q-len'? run 'fmviz --help' for the flags\n"},
+        {FMVIZ " '%s' --q-len 8 --pngg x.png",
+         "error: fmviz: unknown flag '--pngg'\n"
+         "hint: did you mean '--png'? run 'fmviz --help' for the flags\n"},
+        {FMC " check --diagnostic text '%s'",
+         "error: fmc check: unknown flag '--diagnostic'\n"
+         "hint: did you mean '--diagnostics'? run 'fmc check --help' for the flags\n"},
+        {FMC " attend '%s' --outt o.npy",
+         "error: fmc attend: unknown flag '--outt'\n"
+         "hint: did you mean '--out'? run 'fmc attend --help' for the flags\n"},
+        {FMC " cuda '%s' --ful",
+         "error: fmc cuda: unknown flag '--ful'\n"
+         "hint: did you mean '--full'? run 'fmc cuda --help' for the flags\n"},
+        {FMC " blockmask '%s' --q-len 8 --xyzzy",
+         "error: fmc blockmask: unknown flag '--xyzzy'\n"
+         "hint: run 'fmc blockmask --help' for the flags\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err = stderr_of(2, cases[i][0], f);
+        assert_string_equal(err, cases[i][1]);
+        free(err);
+    }
+    free(f);
+}
+
+/* "-" as the mask file reads standard input, named <stdin> in messages. */
+static void test_stdin_mask(void **state) {
+    (void)state;
+    char *out = NULL, *err = NULL;
+    assert_int_equal(run(&out, &err, "printf 'mask m = kv <= q;\\n' | " FMC " print -"), 0);
+    assert_string_equal(out, "mask m = kv <= q;\n");
+    free(out);
+    free(err);
+    assert_int_equal(run(&out, &err, "printf 'mask m = kv <= q' | " FMC " check -"), 1);
+    assert_non_null(strstr(err, "<stdin>:1:17: error: "));
+    free(out);
+    free(err);
+    assert_int_equal(run(&out, &err,
+                         "printf 'param w = 2;\\nmask m = kv <= q && q - kv < w;\\n' | " FMC
+                         " blockmask - --q-len 4 --block 2 -D w=3 --format json"),
+                     0);
+    assert_non_null(strstr(out, "\"mask\": \"m\""));
+    free(out);
+    free(err);
+    assert_int_equal(
+        run(&out, &err, "printf 'mask m = kv <= q;\\n' | " FMVIZ " - --q-len 4 --block 2 --check"),
+        0);
+    assert_non_null(strstr(out, "coverage ok"));
+    free(out);
+    free(err);
+}
+
+/* -D for a name the file does not declare is exit 1 (located, with a
+ * suggestion); a malformed value is bad usage, exit 2. */
+static void test_define_exit_codes(void **state) {
+    (void)state;
+    char *f = write_mask("define_codes.mask", "param window = 4;\n"
+                                              "mask m = kv <= q && q - kv < window;\n");
+    char *err = stderr_of(1, FMC " blockmask '%s' --q-len 8 -D windw=3", f);
+    assert_non_null(strstr(err, ":2:6: error: the file declares no param named 'windw'\n"));
+    assert_non_null(strstr(err, "hint: did you mean 'window'?"));
+    free(err);
+    err = stderr_of(2, FMC " blockmask '%s' --q-len 8 -D window=abc", f);
+    assert_string_equal(err, "error: fmc blockmask: -D window: 'abc' is not an integer literal "
+                             "within 64 bits\nhint: run 'fmc blockmask --help' for the flags\n");
+    free(err);
+    err = stderr_of(1, FMVIZ " '%s' --q-len 8 -Dwindw=3", f);
+    assert_non_null(strstr(err, "no param named 'windw'"));
+    free(err);
+    err = stderr_of(2, FMVIZ " '%s' --q-len 8 -D window=3x", f);
+    assert_non_null(strstr(err, "error: fmviz: -D window: '3x' is not an integer literal"));
+    free(err);
+    free(f);
+}
+
 int main(int argc, char **argv) {
     /* Under the sanitizers a memory error in a tool must not pass for the
      * exit status 1 of a bad input. */
@@ -1457,6 +1626,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_fmviz_terminal),
         cmocka_unit_test(test_fmviz_png),
         cmocka_unit_test(test_fmviz_svg),
+        cmocka_unit_test(test_stdout_write_errors),
+        cmocka_unit_test(test_flag_suggestions),
+        cmocka_unit_test(test_stdin_mask),
+        cmocka_unit_test(test_define_exit_codes),
     };
     return TU_RUN(tests, argc, argv);
 }

@@ -557,6 +557,41 @@ static void test_fmc_file_too_big(void **state) {
     free(path);
 }
 
+/* The one JSON string rule (diagnostics, fmc blockmask's JSON, safetensors
+ * headers; the last two used to differ on \r and invalid UTF-8): short
+ * escapes, \u00XX for other control bytes and DEL, U+FFFD for each byte
+ * that does not start valid UTF-8 (overlong, surrogate, past U+10FFFF). */
+static char *json_of(const char *s, size_t n) {
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    assert_non_null(f);
+    fmd_json_string_n(f, s, n);
+    assert_int_equal(fclose(f), 0);
+    return buf;
+}
+
+static void test_json_string_rule(void **state) {
+    (void)state;
+    static const char in[] = "q\"\\\n\r\t\x01\x1f\x7f\xc3\xa9\xf0\x9f\x98\x80|\xff|\xc0\xaf|"
+                             "\xed\xa0\x80|\xf4\x90\x80\x80|\xe2\x82";
+    char *out = json_of(in, sizeof in - 1);
+    assert_string_equal(out, "\"q\\\"\\\\\\n\\r\\t\\u0001\\u001f\\u007f\xc3\xa9\xf0\x9f\x98\x80|"
+                             "\\ufffd|\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd|"
+                             "\\ufffd\\ufffd\\ufffd\\ufffd|\\ufffd\\ufffd\"");
+    free(out);
+    out = json_of("a\0b", 3);
+    assert_string_equal(out, "\"a\\u0000b\"");
+    free(out);
+    /* Every valid sequence length, and what the echo of a source line uses. */
+    assert_int_equal(fmd_utf8_len((const unsigned char *)"a", 1), 1);
+    assert_int_equal(fmd_utf8_len((const unsigned char *)"\xc3\xa9", 2), 2);
+    assert_int_equal(fmd_utf8_len((const unsigned char *)"\xe2\x82\xac", 3), 3);
+    assert_int_equal(fmd_utf8_len((const unsigned char *)"\xf4\x8f\xbf\xbf", 4), 4);
+    assert_int_equal(fmd_utf8_len((const unsigned char *)"\xe2\x82\xac", 2), 0);
+    assert_int_equal(fmd_utf8_len((const unsigned char *)"\xe0\x80\x80", 3), 0);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_malformed_table),
@@ -572,6 +607,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_fmc_check_json),
         cmocka_unit_test(test_fmc_check_cli),
         cmocka_unit_test(test_fmc_file_too_big),
+        cmocka_unit_test(test_json_string_rule),
     };
     return TU_RUN(tests, argc, argv);
 }

@@ -1,14 +1,16 @@
 /* Parsing the common flags, and printing every tool error in one form.
  * Every malformed flag is a usage error (exit 2) naming the flag; nothing
  * here touches the mask file. */
+#define _XOPEN_SOURCE 700 /* readlink, realpath */
 #include "tools/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "dsl/diag.h"
-#include "runtime/api/api_internal.h"
+#include "flexmask_tools.h"
 
 /* The common flags' help, in pieces so that a subcommand that reads the
  * shape from its arrays can say so without a second copy of the rest. */
@@ -43,43 +45,15 @@
 const char fmcli_common_help[] = HELP_MASK HELP_SHAPE HELP_REST;
 const char fmcli_common_help_shape_from_arrays[] = HELP_MASK HELP_SHAPE_FROM_ARRAYS HELP_REST;
 
-/* Renders one message; one with no place in a mask file is prefixed with
- * the program, unless it already names it. */
-static void render_one(const fmcli_common *c, const fmd_diag *x) {
-    fmd_diag view = *x;
-    char *msg = NULL;
-    size_t plen = strlen(c->prog);
-    const char *m = x->message ? x->message : "";
-    if (!x->file && !(strncmp(m, c->prog, plen) == 0 && m[plen] == ':')) {
-        size_t n = plen + 2 + strlen(m) + 1;
-        msg = malloc(n);
-        if (msg) {
-            snprintf(msg, n, "%s: %s", c->prog, m);
-            view.message = msg;
-        }
-    }
-    if (c->json_diags)
-        fmd_diag_render_json(&view, stderr);
-    else
-        fmd_diag_render_text(&view, stderr);
-    free(msg);
-}
-
-void fmcli_render_diags(const fmcli_common *c, const fmd_diags *d) {
-    fflush(stdout);
-    for (size_t i = 0; i < d->count; i++)
-        render_one(c, &d->items[i]);
-    if (d->truncated && !c->json_diags)
-        fprintf(stderr, "error: %s: too many errors (%zu shown); stopping\n", c->prog,
-                d->max_errors);
-}
-
 static void emitv(const fmcli_common *c, const char *hint, const char *fmt, va_list ap) {
-    fmd_diags d;
-    fmd_diags_init(&d);
-    fmd_diag_addv(&d, FMD_ERROR, NULL, (fmd_span){0, 0}, hint, fmt, ap);
-    fmcli_render_diags(c, &d);
-    fmd_diags_clear(&d);
+    fm_diagnostics *d = fm_diagnostics_create();
+    if (d && fmt_diags_addv(d, "error", hint, fmt, ap)) {
+        fmcli_print_diags(c, d);
+    } else {
+        fflush(stdout);
+        fprintf(stderr, "error: %s: out of memory\n", c->prog);
+    }
+    fm_diagnostics_free(d);
 }
 
 void fmcli_error(const fmcli_common *c, const char *hint, const char *fmt, ...) {
@@ -99,6 +73,29 @@ int fmcli_usage_error(const fmcli_common *c, const char *fmt, ...) {
     return FMCLI_EXIT_USAGE;
 }
 
+int fmcli_unknown_flag(const fmcli_common *c, const char *arg, bool common,
+                       const char *const *own, size_t n) {
+    static const char *const common_flags[] = {
+        "--diagnostics", "--help",  "--mask",   "--q-len",           "--kv-len",
+        "--batch",       "--heads", "--block",  "--block-q",         "--block-kv",
+        "--input",       "-D",      "--memory-budget", "--max-evaluations"};
+    size_t ncommon = common ? sizeof common_flags / sizeof *common_flags : 2;
+    const char *cands[64];
+    size_t k = 0;
+    for (size_t i = 0; i < ncommon; i++) cands[k++] = common_flags[i];
+    for (size_t i = 0; i < n && k < sizeof cands / sizeof *cands; i++) cands[k++] = own[i];
+    /* "--qlen=8" is compared as "--qlen". */
+    char name[128];
+    size_t len = strcspn(arg, "=");
+    snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), arg);
+    const char *near = fmt_closest_name(name, cands, k);
+    char hint[256];
+    snprintf(hint, sizeof hint, "%s%s%srun '%s --help' for the flags", near ? "did you mean '" : "",
+             near ? near : "", near ? "'? " : "", c->prog);
+    fmcli_error(c, hint, "unknown flag '%s'", arg);
+    return FMCLI_EXIT_USAGE;
+}
+
 int fmcli_input_error(const fmcli_common *c, const char *hint, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -109,7 +106,40 @@ int fmcli_input_error(const fmcli_common *c, const char *hint, const char *fmt, 
 
 void fmcli_print_diags(const fmcli_common *c, const fm_diagnostics *diags) {
     if (!diags || fm_diagnostics_count(diags) == 0) return;
-    fmcli_render_diags(c, &diags->d);
+    fflush(stdout);
+    fmt_diags_render(diags, c->prog, c->json_diags, stderr);
+}
+
+int fmcli_stdout_status(const fmcli_common *c, int rc) {
+    /* errno still holds the reason when an earlier buffered write failed:
+     * later writes to the same stream fail the same way. */
+    int saved = errno;
+    errno = 0;
+    bool flush_failed = fflush(stdout) != 0;
+    int why = flush_failed && errno ? errno : saved;
+    if (!flush_failed && !ferror(stdout)) return rc;
+    clearerr(stdout);
+    if (why)
+        fmcli_error(c, NULL, "cannot write to standard output: %s", strerror(why));
+    else
+        fmcli_error(c, NULL, "cannot write to standard output");
+    return rc ? rc : FMCLI_EXIT_INPUT;
+}
+
+const char *fmcli_share_dir(void) {
+    static char dir[4096];
+    if (dir[0]) return dir;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = '\0';
+        char guess[4200];
+        snprintf(guess, sizeof guess, "%s/../share/flexmask", exe);
+        if (realpath(guess, dir)) return dir;
+    }
+    snprintf(dir, sizeof dir, "%s", FM_SHARE_DIR);
+    return dir;
 }
 
 void fmcli_init(fmcli_common *c, const char *prog, int argc, char **argv) {

@@ -91,15 +91,28 @@ void fmcli_error(const fmcli_common *c, const char *hint, const char *fmt, ...)
  * diagnostics form. Returns FMCLI_EXIT_USAGE. */
 int fmcli_usage_error(const fmcli_common *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Prints the usage error for an unknown flag arg, with a did-you-mean hint
+ * when one of the flags the subcommand takes is close: its own (own[0..n))
+ * and, with common, the common flags (else only --diagnostics and --help).
+ * Returns FMCLI_EXIT_USAGE. */
+int fmcli_unknown_flag(const fmcli_common *c, const char *arg, bool common,
+                       const char *const *own, size_t n);
 /* Prints an error about the mask, a param or an input (no source
  * location). Returns FMCLI_EXIT_INPUT. */
 int fmcli_input_error(const fmcli_common *c, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prints every message of diags to stderr in the chosen form. */
 void fmcli_print_diags(const fmcli_common *c, const fm_diagnostics *diags);
-struct fmd_diags;
-/* The same for the internal collection (compile, .npy and JIT messages). */
-void fmcli_render_diags(const fmcli_common *c, const struct fmd_diags *diags);
+
+/* Flushes stdout. When that or any earlier write to it failed (a full
+ * disk, a closed pipe, a file size limit), prints "cannot write to standard
+ * output: REASON" and returns FMCLI_EXIT_INPUT if rc was 0; else returns
+ * rc. Every tool ends through it, --help and --version included. */
+int fmcli_stdout_status(const fmcli_common *c, int rc);
+
+/* fm_compile_file, except that path "-" compiles standard input (named
+ * "<stdin>" in messages). */
+fm_status fmcli_compile(const char *path, fm_diagnostics *diags, fm_program **out);
 
 /* Checks what a BlockMask build needs: a mask file and --q-len. Prints a
  * usage error and returns FMCLI_EXIT_USAGE when missing, else 0. */
@@ -126,6 +139,11 @@ int fmcli_build_blockmask(const fmcli_common *c, fmcli_session *s, fm_shape shap
 /* fmcli_prepare, then fmcli_build_blockmask with fmcli_shape(c). */
 int fmcli_build(const fmcli_common *c, fmcli_session *s);
 void fmcli_session_free(fmcli_session *s);
+
+/* Where the docs and example masks are installed: PREFIX/share/flexmask
+ * beside this program's bin/ when that exists (an install moved to another
+ * prefix), else the configured install prefix's. */
+const char *fmcli_share_dir(void);
 
 /* Text for a subcommand's --help: the common flags, one per line. */
 extern const char fmcli_common_help[];

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/cli_npy.h"
+#include "flexmask_tools.h"
 
 static bool ident_char(char ch) {
     return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
@@ -68,7 +68,7 @@ static int bind_input(const fmcli_common *c, fmcli_session *s, const fmcli_input
     int32_t *loaded = NULL;
     if (in->npy_path) {
         char err[512];
-        if (!fmcli_npy_load_int32(in->npy_path, &loaded, &rank, dims, 8, err, sizeof err))
+        if (!fmt_npy_load_int32(in->npy_path, &loaded, &rank, dims, 8, err, sizeof err))
             return fmcli_input_error(c, NULL, "input '%s': %s", in->name, err);
         data = loaded;
     } else {
@@ -94,11 +94,34 @@ static int bind_input(const fmcli_common *c, fmcli_session *s, const fmcli_input
     return 0;
 }
 
+fm_status fmcli_compile(const char *path, fm_diagnostics *diags, fm_program **out) {
+    if (strcmp(path, "-") != 0) return fm_compile_file(path, diags, out);
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            char *t = cap > SIZE_MAX / 4 ? NULL : realloc(text, cap ? cap * 2 : 65536);
+            if (!t) {
+                free(text);
+                return FM_ERR_NO_MEMORY;
+            }
+            text = t;
+            cap = cap ? cap * 2 : 65536;
+        }
+        size_t got = fread(text + len, 1, cap - len, stdin);
+        len += got;
+        if (got == 0) break;
+    }
+    fm_status st = ferror(stdin) ? FM_ERR_IO : fm_compile_string("<stdin>", text, len, diags, out);
+    free(text);
+    return st;
+}
+
 int fmcli_prepare(const fmcli_common *c, fmcli_session *s) {
     memset(s, 0, sizeof *s);
     s->diags = fm_diagnostics_create();
     if (!s->diags) return fmcli_input_error(c, NULL, "out of memory");
-    fm_status st = fm_compile_file(c->file, s->diags, &s->program);
+    fm_status st = fmcli_compile(c->file, s->diags, &s->program);
     if (st != FM_OK) {
         fmcli_print_diags(c, s->diags);
         if (!fm_diagnostics_count(s->diags))

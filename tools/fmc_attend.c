@@ -11,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dsl/diag.h"
-#include "runtime/interop/npy.h"
+#include "flexmask_tools.h"
 #include "tools/cli.h"
 #include "tools/fmc_cmds.h"
 
@@ -62,11 +61,14 @@ typedef struct attend_opts {
     int threads;
 } attend_opts;
 
-/* Prints the messages of d in the chosen form and clears it. */
-static void flush_diags(const fmcli_common *c, fmd_diags *d) {
-    fmcli_render_diags(c, d);
-    fmd_diags_clear(d);
+/* Prints the messages of d in the chosen form and frees it. */
+static void flush_diags(const fmcli_common *c, fm_diagnostics *d) {
+    fmcli_print_diags(c, d);
+    fm_diagnostics_free(d);
 }
+
+static const char *const attend_flags[] = {"--q",     "--k",      "--v",      "--out",
+                                            "--lse",   "--scale",  "--device", "--threads"};
 
 static int parse_args(fmcli_common *c, attend_opts *o, int argc, char **argv, bool *help) {
     for (int i = 1; i < argc;) {
@@ -116,7 +118,8 @@ static int parse_args(fmcli_common *c, attend_opts *o, int argc, char **argv, bo
                                          v);
             o->threads = (int)n;
         } else if (arg[0] == '-' && arg[1] != '\0') {
-            return fmcli_usage_error(c, "unknown flag '%s'", arg);
+            return fmcli_unknown_flag(c, arg, true, attend_flags,
+                                      sizeof attend_flags / sizeof *attend_flags);
         } else if (c->file) {
             return fmcli_usage_error(c, "more than one mask file given ('%s' and '%s')", c->file,
                                      arg);
@@ -132,17 +135,20 @@ static int parse_args(fmcli_common *c, attend_opts *o, int argc, char **argv, bo
 }
 
 /* Loads a rank-4 float32 or float16 array. */
-static int load_array(const fmcli_common *c, const char *path, const char *what, fmr_npy *a) {
-    fmd_diags d;
-    fmd_diags_init(&d);
-    if (fmr_npy_load(path, a, &d) != FM_OK) {
-        flush_diags(c, &d);
+static int load_array(const fmcli_common *c, const char *path, const char *what, fmt_array *a) {
+    fm_diagnostics *d = fm_diagnostics_create();
+    fm_status st = d ? fmt_npy_load(path, a, d) : FM_ERR_NO_MEMORY;
+    if (st != FM_OK) {
+        if (!fm_diagnostics_count(d))
+            fmcli_input_error(c, NULL, "%s: %s", path, fm_status_string(st));
+        flush_diags(c, d);
         return FMCLI_EXIT_INPUT;
     }
-    if (a->dtype != FMR_NPY_FLOAT32 && a->dtype != FMR_NPY_FLOAT16)
+    fm_diagnostics_free(d);
+    if (strcmp(a->dtype, "float32") && strcmp(a->dtype, "float16"))
         return fmcli_input_error(c, "convert it with numpy: a.astype(np.float32)",
                                  "%s: %s must be float32 (<f4) or float16 (<f2), not %s", path,
-                                 what, fmr_npy_dtype_name(a->dtype));
+                                 what, a->dtype);
     if (a->rank != 4)
         return fmcli_input_error(c, NULL, "%s: %s must have 4 dimensions, it has %zu", path, what,
                                  a->rank);
@@ -167,8 +173,8 @@ static int agree(const fmcli_common *c, const char *flag, bool given, int64_t *f
     return 0;
 }
 
-static int check_shapes(fmcli_common *c, const attend_opts *o, const fmr_npy *q, const fmr_npy *k,
-                        const fmr_npy *v) {
+static int check_shapes(fmcli_common *c, const attend_opts *o, const fmt_array *q,
+                        const fmt_array *k, const fmt_array *v) {
     const int64_t *qs = q->shape, *ks = k->shape, *vs = v->shape;
     if (memcmp(ks, vs, 4 * sizeof *ks) != 0)
         return fmcli_input_error(c, NULL,
@@ -227,6 +233,14 @@ static int open_device(const fmcli_common *c, const attend_opts *o, fm_device **
     return 0;
 }
 
+static void note(fm_diagnostics *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(fm_diagnostics *d, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fmt_diags_addv(d, "note", NULL, fmt, ap);
+    va_end(ap);
+}
+
 /* Says which device ran (under --device auto): plain text, or a JSON note
  * when diagnostics are JSON, so every stderr line stays parseable. */
 static void report_device(const fmcli_common *c, const char *msg) {
@@ -234,10 +248,9 @@ static void report_device(const fmcli_common *c, const char *msg) {
         fprintf(stderr, "%s\n", msg);
         return;
     }
-    fmd_diags d;
-    fmd_diags_init(&d);
-    fmd_diag_add(&d, FMD_NOTE, NULL, (fmd_span){0, 0}, NULL, "%s", msg);
-    flush_diags(c, &d);
+    fm_diagnostics *d = fm_diagnostics_create();
+    note(d, "%s", msg);
+    flush_diags(c, d);
 }
 
 /* Runs attention on dev. Under auto, a GPU that cannot take this shape
@@ -280,7 +293,7 @@ int fmc_cmd_attend(int argc, char **argv) {
         fmcli_free(&c);
         return 0;
     }
-    fmr_npy q = {0}, k = {0}, v = {0};
+    fmt_array q = {0}, k = {0}, v = {0};
     float *out = NULL, *lse = NULL;
     fmcli_session s = {0};
     fm_device *dev = NULL;
@@ -300,9 +313,9 @@ int fmc_cmd_attend(int argc, char **argv) {
         memset(&a, 0, sizeof a);
         a.struct_size = sizeof a;
         a.mask = s.blockmask;
-        fm_dtype qd = q.dtype == FMR_NPY_FLOAT16 ? FM_FLOAT16 : FM_FLOAT32;
-        fm_dtype kd = k.dtype == FMR_NPY_FLOAT16 ? FM_FLOAT16 : FM_FLOAT32;
-        fm_dtype vd = v.dtype == FMR_NPY_FLOAT16 ? FM_FLOAT16 : FM_FLOAT32;
+        fm_dtype qd = !strcmp(q.dtype, "float16") ? FM_FLOAT16 : FM_FLOAT32;
+        fm_dtype kd = !strcmp(k.dtype, "float16") ? FM_FLOAT16 : FM_FLOAT32;
+        fm_dtype vd = !strcmp(v.dtype, "float16") ? FM_FLOAT16 : FM_FLOAT32;
         a.q = fm_tensor_contiguous(q.data, qd, q.shape[0], q.shape[1], q.shape[2], q.shape[3]);
         a.k = fm_tensor_contiguous(k.data, kd, k.shape[0], k.shape[1], k.shape[2], k.shape[3]);
         a.v = fm_tensor_contiguous(v.data, vd, v.shape[0], v.shape[1], v.shape[2], v.shape[3]);
@@ -320,19 +333,21 @@ int fmc_cmd_attend(int argc, char **argv) {
         }
     }
     if (!rc) {
-        fmd_diags d;
-        fmd_diags_init(&d);
-        if (fmr_npy_save(o.out, FMR_NPY_FLOAT32, 4, q.shape, out, &d) != FM_OK ||
-            (o.lse && fmr_npy_save(o.lse, FMR_NPY_FLOAT32, 3, q.shape, lse, &d) != FM_OK)) {
-            flush_diags(&c, &d);
+        fm_diagnostics *d = fm_diagnostics_create();
+        fm_status st = !d ? FM_ERR_NO_MEMORY : fmt_npy_save_float32(o.out, 4, q.shape, out, d);
+        if (st == FM_OK && o.lse) st = fmt_npy_save_float32(o.lse, 3, q.shape, lse, d);
+        if (st != FM_OK) {
+            if (!fm_diagnostics_count(d))
+                fmcli_input_error(&c, NULL, "cannot write the output: %s", fm_status_string(st));
             rc = FMCLI_EXIT_INPUT;
         }
+        flush_diags(&c, d);
     }
     free(out);
     free(lse);
-    fmr_npy_free(&q);
-    fmr_npy_free(&k);
-    fmr_npy_free(&v);
+    fmt_array_free(&q);
+    fmt_array_free(&k);
+    fmt_array_free(&v);
     fm_device_free(dev);
     fmcli_session_free(&s);
     fmcli_free(&c);

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dsl/diag.h"
+#include "flexmask_tools.h"
 #include "tools/cli.h"
 #include "tools/cli_interop.h"
 #include "tools/fmc_cmds.h"
@@ -54,7 +54,7 @@ static int64_t stored(int64_t n, bool bcast) {
 
 static void print_json(const fm_blockmask *bm, const char *name, const fm_blockmask_info *in) {
     printf("{\n  \"mask\": ");
-    fmd_json_string(stdout, name);
+    fmt_json_string(stdout, name);
     printf(
         ",\n  \"shape\": {\"batch\": %lld, \"heads\": %lld, \"q_len\": %lld, \"kv_len\": %lld},\n",
         (long long)in->shape.batch, (long long)in->shape.heads, (long long)in->shape.q_len,
@@ -171,7 +171,9 @@ int fmc_cmd_blockmask(int argc, char **argv) {
             else
                 dense_out = v;
         } else if (arg[0] == '-' && arg[1] != '\0') {
-            rc = fmcli_usage_error(&c, "unknown flag '%s'", arg);
+            static const char *const own[] = {"--format", "--dense", "--safetensors",
+                                              "--dense-out"};
+            rc = fmcli_unknown_flag(&c, arg, true, own, sizeof own / sizeof *own);
         } else if (c.file) {
             rc =
                 fmcli_usage_error(&c, "more than one mask file given ('%s' and '%s')", c.file, arg);
@@ -201,10 +203,7 @@ int fmc_cmd_blockmask(int argc, char **argv) {
             print_json(s.blockmask, name, &info);
         else
             print_text(s.blockmask, name, &info);
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            fmcli_error(&c, NULL, "cannot write the output");
-            rc = FMCLI_EXIT_INPUT;
-        }
+        rc = fmcli_stdout_status(&c, rc);
     }
     fmcli_session_free(&s);
     fmcli_free(&c);

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dsl/ast.h"
 #include "tools/cli.h"
 #include "tools/fmc_cmds.h"
 
@@ -81,33 +80,27 @@ static int parse_options(const char *prog, const char *help, int argc, char **ar
         } else if (fmcli_is_flag(a, "--diagnostics")) {
             if (fmcli_parse_common(&o->c, argc, argv, &i) == FMCLI_BAD) return FMCLI_EXIT_USAGE;
         } else {
-            return fmcli_usage_error(&o->c, "unknown flag '%s'", a);
+            return fmcli_unknown_flag(&o->c, a, false, NULL, 0);
         }
     }
     return -1;
 }
 
-/* Reads, parses and checks one file, reporting its errors on stderr.
- * Returns the checked program, or NULL when there was any error. */
-static fmd_program *load(const fmcli_common *c, const char *path) {
-    fmd_diags diags;
-    fmd_diags_init(&diags);
-    fmd_program *prog = NULL;
-    fmd_source *src = fmd_source_read_file(path, &diags, NULL);
-    if (src) {
-        prog = fmd_parse(src, &diags);
-        if (!prog) {
-            fmd_span none = {0, 0};
-            fmd_diag_add(&diags, FMD_ERROR, NULL, none, NULL, "'%s': out of memory", path);
-        } else if (!fmd_check(prog, &diags) || diags.errors) {
-            fmd_program_free(prog);
-            prog = NULL;
-        }
+/* Compiles one file, reporting its errors on stderr. Returns the checked
+ * program, or NULL when there was any error. */
+static fm_program *load(const fmcli_common *c, const char *path) {
+    fm_diagnostics *diags = fm_diagnostics_create();
+    if (!diags) {
+        fmcli_input_error(c, NULL, "'%s': out of memory", path);
+        return NULL;
     }
-    fmd_diags_sort(&diags, 0);
-    fmcli_render_diags(c, &diags);
-    fmd_diags_clear(&diags);
-    return prog;
+    fm_program *prog = NULL;
+    fm_status st = fmcli_compile(path, diags, &prog);
+    fmcli_print_diags(c, diags);
+    if (st != FM_OK && fm_diagnostics_count(diags) == 0)
+        fmcli_input_error(c, NULL, "'%s': %s", path, fm_status_string(st));
+    fm_diagnostics_free(diags);
+    return st == FM_OK ? prog : NULL;
 }
 
 int fmc_cmd_check(int argc, char **argv) {
@@ -117,9 +110,9 @@ int fmc_cmd_check(int argc, char **argv) {
     if (rc < 0) {
         rc = 0;
         for (int i = 0; i < o.nfiles; i++) {
-            fmd_program *p = load(&o.c, o.files[i]);
+            fm_program *p = load(&o.c, o.files[i]);
             if (!p) rc = 1;
-            fmd_program_free(p);
+            fm_program_free(p);
         }
     }
     free(o.files);
@@ -135,13 +128,13 @@ int fmc_cmd_print(int argc, char **argv) {
         rc = fmcli_usage_error(&o.c, "more than one mask file given ('%s' and '%s')", o.files[0],
                                o.files[1]);
     if (rc < 0) {
-        fmd_program *p = load(&o.c, o.files[0]);
-        char *text = p ? fmd_print(p) : NULL;
+        fm_program *p = load(&o.c, o.files[0]);
+        char *text = p ? fm_program_print(p) : NULL;
         if (p && !text) fmcli_input_error(&o.c, NULL, "out of memory");
         if (text) fputs(text, stdout);
         rc = text ? 0 : 1;
-        free(text);
-        fmd_program_free(p);
+        fm_free(text);
+        fm_program_free(p);
     }
     free(o.files);
     fmcli_free(&o.c);

@@ -6,14 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/codegen_cuda.h"
-#include "runtime/api/api_internal.h"
-#include "runtime/cuda/jit.h"
+#include "flexmask_tools.h"
 #include "tools/cli.h"
 #include "tools/fmc_cmds.h"
-
-#define FM_MASK_ENV_T fmc_cuda_mask_env
-#include "kernels/fm_fwd_params.h"
 
 typedef struct opts {
     bool full;       /* cuda: the whole NVRTC input, kernel template included */
@@ -113,7 +108,11 @@ static int parse(fmcli_common *c, int argc, char **argv, bool ptx, opts *o) {
             else if (!strcmp(v, "fp16")) o->fp16 = true;
             else return fmcli_usage_error(c, "--dtype must be bf16 or fp16, got '%s'", v);
         } else if (arg[0] == '-' && arg[1] != '\0') {
-            return fmcli_usage_error(c, "unknown flag '%s'", arg);
+            static const char *const cuda_flags[] = {"--mask", "--full"};
+            static const char *const ptx_flags[] = {"--mask", "--arch", "--head-dim", "--dtype",
+                                                    "--int32"};
+            return ptx ? fmcli_unknown_flag(c, arg, false, ptx_flags, 5)
+                       : fmcli_unknown_flag(c, arg, false, cuda_flags, 2);
         } else if (c->file) {
             return fmcli_usage_error(c, "more than one mask file given ('%s' and '%s')", c->file, arg);
         } else {
@@ -125,31 +124,26 @@ static int parse(fmcli_common *c, int argc, char **argv, bool ptx, opts *o) {
     return 0;
 }
 
-/* Parses flags, compiles the file and generates the mask text. */
-static int generate(int argc, char **argv, bool ptx, fmcli_common *c, fmcli_session *s, opts *o,
-                    char **text, size_t *len) {
+/* Parses flags and compiles the file, selecting the mask. */
+static int prepare(int argc, char **argv, bool ptx, fmcli_common *c, fmcli_session *s, opts *o) {
     fmcli_init(c, ptx ? "fmc ptx" : "fmc cuda", argc, argv);
     int rc = parse(c, argc, argv, ptx, o);
     if (rc) return rc;
-    rc = fmcli_prepare(c, s);
-    if (rc) return rc;
-    fmd_diags d;
-    fmd_diags_init(&d);
-    *text = fmc_codegen_cuda(s->mask->shared->program, len, &d);
-    if (!*text) {
-        fmcli_render_diags(c, &d);
-        fmd_diags_clear(&d);
-        return FMCLI_EXIT_INPUT;
-    }
-    fmd_diags_clear(&d);
-    return 0;
+    return fmcli_prepare(c, s);
+}
+
+/* Prints s->diags after a failed library call (or the status when they
+ * are empty); returns exit status 1. */
+static int failed(const fmcli_common *c, const fmcli_session *s, fm_status st) {
+    if (fm_diagnostics_count(s->diags))
+        fmcli_print_diags(c, s->diags);
+    else
+        fmcli_input_error(c, NULL, "%s", fm_status_string(st));
+    return FMCLI_EXIT_INPUT;
 }
 
 static int finish(int rc, fmcli_common *c, fmcli_session *s, char *text) {
-    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
-        fmcli_error(c, NULL, "cannot write the output");
-        rc = FMCLI_EXIT_INPUT;
-    }
+    if (rc == 0) rc = fmcli_stdout_status(c, rc);
     free(text);
     fmcli_session_free(s);
     fmcli_free(c);
@@ -162,12 +156,10 @@ int fmc_cmd_cuda(int argc, char **argv) {
     opts o = {0};
     char *text = NULL;
     size_t len = 0;
-    int rc = generate(argc, argv, false, &c, &s, &o, &text, &len);
-    if (rc == 0 && o.full) {
-        char *full = fmr_jit_full_source(text, len, &len);
-        if (!full) rc = fmcli_input_error(&c, NULL, "out of memory");
-        free(text);
-        text = full;
+    int rc = prepare(argc, argv, false, &c, &s, &o);
+    if (rc == 0) {
+        fm_status st = fmt_cuda_source(s.mask, o.full, &text, &len, s.diags);
+        if (st != FM_OK) rc = failed(&c, &s, st);
     }
     if (rc == 0) fwrite(text, 1, len, stdout);
     return finish(rc, &c, &s, text);
@@ -186,56 +178,27 @@ int fmc_cmd_ptx(int argc, char **argv) {
                 "this fmc was built without CUDA support (the CUDA Toolkit was not found at "
                 "build time), so it cannot compile kernels");
     fmcli_free(&c);
-    (void)generate;
+    (void)prepare;
+    (void)failed;
     (void)finish;
     return FMCLI_EXIT_INPUT;
 #else
     fmcli_common c;
     fmcli_session s = {0};
     opts o = {.arch = 90, .head_dim = 128};
-    char *text = NULL;
-    size_t len = 0;
-    int rc = generate(argc, argv, true, &c, &s, &o, &text, &len);
-    if (rc) return finish(rc, &c, &s, text);
-    char why[512];
-    if (!fmr_nvrtc_available(why, sizeof why)) {
-        fmcli_error(&c, NULL, "%s", why);
-        return finish(FMCLI_EXIT_INPUT, &c, &s, text);
+    char *report = NULL;
+    int rc = prepare(argc, argv, true, &c, &s, &o);
+    if (rc == 0) {
+        fmt_ptx_options po = {.arch = o.arch, .head_dim = o.head_dim, .fp16 = o.fp16,
+                              .int32 = o.int32};
+        fm_status st = fmt_cuda_ptx_report(s.mask, &po, &report, s.diags);
+        if (st != FM_OK) rc = failed(&c, &s, st);
     }
-    fmr_kernel_config cfg = {.head_dim = o.head_dim, .bf16 = !o.fp16, .int32 = o.int32, .arch = o.arch};
-    fmd_diags d;
-    fmd_diags_init(&d);
-    char *ptx = NULL, *log = NULL;
-    fmr_jit_binary bin;
-    fm_status st = fmr_jit_ptx(text, len, &cfg, &ptx, &log, &d);
-    if (st == FM_OK) st = fmr_jit_compile(NULL, text, len, &cfg, false, &bin, &d);
-    if (st != FM_OK) {
-        fmcli_render_diags(&c, &d);
-        fmd_diags_clear(&d);
-        free(ptx);
-        free(log);
-        return finish(FMCLI_EXIT_INPUT, &c, &s, text);
+    if (rc == 0) {
+        /* warnings, such as a JIT cache folder refused */
+        if (fm_diagnostics_count(s.diags)) fmcli_print_diags(&c, s.diags);
+        fputs(report, stdout);
     }
-    fmcli_render_diags(&c, &d); /* warnings, such as a JIT cache folder refused */
-    fputs(ptx, stdout);
-    fmr_kernel_resources res[16];
-    int n = fmr_cubin_resources(bin.cubin, bin.cubin_len, res, 16);
-    printf("\n// CUBIN for sm_%d (%zu bytes): %d kernel%s\n", bin.arch, bin.cubin_len, n < 0 ? 0 : n,
-           n == 1 ? "" : "s");
-    if (n < 0) printf("// the CUBIN could not be read as a CUDA ELF file\n");
-    for (int i = 0; i < n && i < 16; i++) {
-        int64_t ss = -1, sl = -1;
-        bool have = fmr_log_spills(bin.log, res[i].name, &ss, &sl);
-        printf("// kernel %s: registers %d, shared memory %lld bytes static + %d bytes dynamic at "
-               "launch, stack frame %lld bytes, ",
-               res[i].name, res[i].registers, (long long)res[i].shared_bytes,
-               FM_FWD_SMEM_BYTES(o.head_dim), (long long)res[i].frame_bytes);
-        if (have) printf("spill stores %lld bytes, spill loads %lld bytes\n", (long long)ss, (long long)sl);
-        else printf("spills not reported by ptxas\n");
-    }
-    free(ptx);
-    free(log);
-    fmd_diags_clear(&d);
-    return finish(0, &c, &s, text);
+    return finish(rc, &c, &s, report);
 #endif
 }

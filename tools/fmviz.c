@@ -57,8 +57,11 @@ static void usage(FILE *out) {
             "  fmviz examples/masks/per_head.mask --q-len 2048 --heads 2 --check\n"
             "\n"
             "Exit status: 0 ok, 1 the mask, a param or an input is wrong, 2 bad usage,\n"
-            "3 --check found a misclassified tile.\n",
-            fmcli_common_help);
+            "3 --check found a misclassified tile.\n"
+            "\n"
+            "The manual (docs/cli.md) and the example masks are installed in\n"
+            "  %s\n",
+            fmcli_common_help, fmcli_share_dir());
 }
 
 static int terminal_width(void) {
@@ -88,8 +91,9 @@ int main(int argc, char **argv) {
             continue;
         } else if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             usage(stdout);
+            rc = fmcli_stdout_status(&v.c, 0);
             fmcli_free(&v.c);
-            return 0;
+            return rc;
         } else if (fmcli_is_flag(arg, "--png")) {
             if (!(png = fmcli_flag_value(&v.c, "--png", argc, argv, &i))) rc = FMCLI_EXIT_USAGE;
         } else if (fmcli_is_flag(arg, "--svg")) {
@@ -113,7 +117,9 @@ int main(int argc, char **argv) {
                 rc = fmcli_usage_error(&v.c, "--color must be auto, always or never, got '%s'",
                                        color);
         } else if (arg[0] == '-' && arg[1] != '\0') {
-            rc = fmcli_usage_error(&v.c, "unknown flag '%s'", arg);
+            static const char *const own[] = {"--png",   "--svg",   "--check",
+                                              "--width", "--color", "--ascii"};
+            rc = fmcli_unknown_flag(&v.c, arg, true, own, sizeof own / sizeof *own);
         } else if (v.c.file) {
             rc = fmcli_usage_error(&v.c, "more than one mask file given ('%s' and '%s')", v.c.file,
                                    arg);
@@ -142,10 +148,7 @@ int main(int argc, char **argv) {
         if (!rc && !png && !svg && !check) fmviz_print_picture(&v);
         if (!rc && !check && !fmviz_print_stats(&v)) rc = FMCLI_EXIT_INPUT;
         if (!rc && check) rc = fmviz_check(&v);
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            fmcli_error(&v.c, NULL, "cannot write the output");
-            if (!rc) rc = FMCLI_EXIT_INPUT;
-        }
+        rc = fmcli_stdout_status(&v.c, rc);
     }
     fmcli_session_free(&v.s);
     fmcli_free(&v.c);

@@ -29,6 +29,24 @@ const char *fmr_gpu_block_size_problem(int64_t block_q, int64_t block_kv) {
     return NULL;
 }
 
+const char *fmr_gpu_head_dim_problem(int64_t head_dim, char *buf, size_t n) {
+    if (head_dim == 64 || head_dim == 128) return NULL;
+    snprintf(buf, n,
+             "the CUDA kernel supports head dims 64 and 128, not %lld (the CPU device takes any)",
+             (long long)head_dim);
+    return buf;
+}
+
+const char *fmr_gpu_shape_problem(int64_t head_dim, int64_t block_q, int64_t block_kv, char *buf,
+                                  size_t n) {
+    if (fmr_gpu_head_dim_problem(head_dim, buf, n)) return buf;
+    const char *bp = fmr_gpu_block_size_problem(block_q, block_kv);
+    if (!bp) return NULL;
+    snprintf(buf, n, "%s (this BlockMask: %lld x %lld)", bp, (long long)block_q,
+             (long long)block_kv);
+    return buf;
+}
+
 #ifndef FM_HAVE_CUDA
 
 static const char no_cuda[] = "flexmask was built without CUDA support";
@@ -296,17 +314,9 @@ static fm_status get_kernel(fmr_gpu *g, const fmr_gpu_mask *m, const fmr_kernel_
 static fm_status prepare(fmr_gpu *g, const fmr_gpu_mask *m, const fmr_gpu_fwd_args *a,
                          fm_fwd_params *p, CUfunction *fn, unsigned grid[3], fmd_diags *d) {
     const fmc_blockmask *bm = m->bm;
-    char buf[200];
-    if (a->head_dim != 64 && a->head_dim != 128) {
-        snprintf(buf, sizeof buf, "%lld", (long long)a->head_dim);
-        err(d, "the CUDA kernel supports head dims 64 and 128, not %s%s", buf, "");
-        return FM_ERR_UNSUPPORTED;
-    }
-    const char *bp = fmr_gpu_block_size_problem(bm->block_q, bm->block_kv);
-    if (bp) {
-        snprintf(buf, sizeof buf, " (this BlockMask: %lld x %lld)", (long long)bm->block_q,
-                 (long long)bm->block_kv);
-        err(d, "%s%s", bp, buf);
+    char buf[400];
+    if (fmr_gpu_shape_problem(a->head_dim, bm->block_q, bm->block_kv, buf, sizeof buf)) {
+        err(d, "%s%s", buf, "");
         return FM_ERR_UNSUPPORTED;
     }
     if (a->kv_heads <= 0 || bm->heads % a->kv_heads) {

@@ -63,5 +63,12 @@ fm_status fmr_gpu_time_forward(fmr_gpu *g, const fmr_gpu_mask *m, const fmr_gpu_
 /* The block-size rule, shared with messages elsewhere: NULL when the sizes
  * are supported, else a static message. */
 const char *fmr_gpu_block_size_problem(int64_t block_q, int64_t block_kv);
+/* The head-dim rule: NULL for a head dim the kernel has a variant for, else
+ * the reason naming it (in buf, n bytes). */
+const char *fmr_gpu_head_dim_problem(int64_t head_dim, char *buf, size_t n);
+/* Both rules, head dim first: what every CUDA attention entry point checks
+ * (NULL: runnable; else the reason in buf, naming the values). */
+const char *fmr_gpu_shape_problem(int64_t head_dim, int64_t block_q, int64_t block_kv, char *buf,
+                                  size_t n);
 
 #endif

@@ -153,17 +153,9 @@ static fm_status cuda_attention(fm_device *dev, const fm_attention_args *a, fm_d
     float *hout = NULL;
     fmr_devptr dq = 0, dk = 0, dv = 0, dout = 0, dlse = 0;
     fmr_gpu_mask *m = NULL;
-    const char *bp = fmr_gpu_block_size_problem(bm->block_q, bm->block_kv);
-    if (D != 64 && D != 128) {
-        fmd_diag_add(d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
-                     "the CUDA kernel supports head dims 64 and 128, not %lld (the CPU device "
-                     "takes any)", (long long)D);
-        st = FM_ERR_UNSUPPORTED;
-        goto out;
-    }
-    if (bp) {
-        fmd_diag_add(d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL, "%s (this BlockMask: %lld x %lld)",
-                     bp, (long long)bm->block_q, (long long)bm->block_kv);
+    char why[400];
+    if (fmr_gpu_shape_problem(D, bm->block_q, bm->block_kv, why, sizeof why)) {
+        fmd_diag_add(d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL, "%s", why);
         st = FM_ERR_UNSUPPORTED;
         goto out;
     }
@@ -236,14 +228,11 @@ FM_API fm_status fm_device_attention(fm_device *dev, const fm_attention_args *ca
        64) on the CPU, and says so in a note; one opened as CUDA refuses. */
     const fmc_blockmask *bm = args->mask->bm;
     int64_t D = args->q.shape[3];
-    const char *bp = fmr_gpu_block_size_problem(bm->block_q, bm->block_kv);
-    if (dev->asked_auto && (bp || (D != 64 && D != 128))) {
-        if (diags) {
-            fmd_diag_add(&diags->d, FMD_NOTE, NULL, (fmd_span){0, 0}, NULL,
-                         "ran on the CPU: the CUDA kernel %s (head dim %lld, blocks %lld x %lld)",
-                         bp ? "needs block sizes that are multiples of 64" : "supports head dims 64 and 128",
-                         (long long)D, (long long)bm->block_q, (long long)bm->block_kv);
-        }
+    char why[400];
+    if (dev->asked_auto && fmr_gpu_shape_problem(D, bm->block_q, bm->block_kv, why, sizeof why)) {
+        if (diags)
+            fmd_diag_add(&diags->d, FMD_NOTE, NULL, (fmd_span){0, 0}, NULL, "ran on the CPU: %s",
+                         why);
         return fm_attention_cpu(args, diags);
     }
     return cuda_attention(dev, args, diags);

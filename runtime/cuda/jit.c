@@ -1,6 +1,7 @@
 /* NVRTC through dlopen, the compile path and the cache glue. */
 #define _POSIX_C_SOURCE 200809L
 #include "runtime/cuda/jit.h"
+#include "runtime/cuda/cuda_fwd.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -309,9 +310,9 @@ static fm_status run_nvrtc(const char *src, int nopts, const char *const *opts, 
 }
 
 static bool config_ok(const fmr_kernel_config *cfg, fmd_diags *diags) {
-    if (cfg->head_dim != 64 && cfg->head_dim != 128) {
-        fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
-                     "the CUDA kernel supports head dims 64 and 128, not %d", cfg->head_dim);
+    char why[200];
+    if (fmr_gpu_head_dim_problem(cfg->head_dim, why, sizeof why)) {
+        fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL, "%s", why);
         return false;
     }
     return true;

@@ -1,389 +1,104 @@
-/* A strict JSON reader (see json.h for why it exists). */
+/* JSON reading on top of jansson (see json.h). jansson keeps integers as
+ * long long (checked below), so every int64 is exact; the tree is copied
+ * into the arena so that callers index arrays and objects directly and
+ * free everything at once. */
 #include "runtime/interop/json.h"
 
-#include <stdarg.h>
+#include <jansson.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-typedef struct parser {
-    const unsigned char *s;
-    size_t len, pos;
+_Static_assert(sizeof(json_int_t) == sizeof(int64_t), "jansson's integers must be 64-bit");
+
+typedef struct copier {
     fmd_arena *arena;
     char *err;
     size_t errlen;
-    bool failed, oom;
-} parser;
+    bool oom;
+} copier;
 
-static bool fail(parser *p, size_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static bool fail(parser *p, size_t at, const char *fmt, ...) {
-    if (p->failed) return false;
-    p->failed = true;
-    if (p->err && p->errlen) {
-        int w = snprintf(p->err, p->errlen, "byte %zu: ", at);
-        if (w >= 0 && (size_t)w < p->errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(p->err + w, p->errlen - (size_t)w, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return false;
-}
-
-static bool out_of_memory(parser *p) {
-    p->oom = true;
-    return fail(p, p->pos, "out of memory");
-}
-
-static void skip_ws(parser *p) {
-    while (p->pos < p->len) {
-        unsigned char c = p->s[p->pos];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-        p->pos++;
-    }
-}
-
-/* A printable description of the byte at pos, for "unexpected ..." messages. */
-static const char *describe(parser *p, char *buf, size_t n) {
-    if (p->pos >= p->len) return "the end of the text";
-    unsigned char c = p->s[p->pos];
-    if (c >= 0x20 && c < 0x7f)
-        snprintf(buf, n, "'%c'", c);
-    else
-        snprintf(buf, n, "byte 0x%02x", c);
-    return buf;
-}
-
-static bool literal(parser *p, const char *word) {
-    size_t n = strlen(word);
-    if (p->len - p->pos < n || memcmp(p->s + p->pos, word, n) != 0)
-        return fail(p, p->pos, "expected a value");
-    p->pos += n;
-    return true;
-}
-
-static bool parse_number(parser *p, fmr_json *v) {
-    size_t start = p->pos;
-    bool neg = false;
-    if (p->s[p->pos] == '-') {
-        neg = true;
-        p->pos++;
-    }
-    if (p->pos >= p->len || p->s[p->pos] < '0' || p->s[p->pos] > '9')
-        return fail(p, start, "a number needs digits after '-'");
-    if (p->s[p->pos] == '0' && p->pos + 1 < p->len && p->s[p->pos + 1] >= '0' &&
-        p->s[p->pos + 1] <= '9')
-        return fail(p, start, "a number may not have leading zeros");
-    uint64_t mag = 0;
-    bool big = false;
-    while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') {
-        unsigned d = p->s[p->pos++] - '0';
-        if (mag > (UINT64_MAX - d) / 10)
-            big = true;
-        else
-            mag = mag * 10 + d;
-    }
-    bool integer = true;
-    if (p->pos < p->len && p->s[p->pos] == '.') {
-        integer = false;
-        p->pos++;
-        size_t digits = p->pos;
-        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
-            p->pos++;
-        if (p->pos == digits) return fail(p, start, "a number needs digits after '.'");
-    }
-    if (p->pos < p->len && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E')) {
-        integer = false;
-        p->pos++;
-        if (p->pos < p->len && (p->s[p->pos] == '+' || p->s[p->pos] == '-')) p->pos++;
-        size_t digits = p->pos;
-        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
-            p->pos++;
-        if (p->pos == digits) return fail(p, start, "a number needs digits in its exponent");
-    }
-    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    if (integer && !big && mag <= limit) {
-        v->kind = FMR_JSON_INT;
-        v->integer = neg ? (mag == limit ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
-    } else {
-        v->kind = FMR_JSON_NUMBER;
-    }
-    return true;
-}
-
-static int hex4(const unsigned char *s) {
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        unsigned char c = s[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0) return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-/* Length of the valid UTF-8 sequence at s (up to n bytes), or 0. */
-static size_t utf8_length(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-static size_t put_utf8(unsigned char *o, uint32_t cp) {
-    if (cp < 0x80) {
-        o[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (unsigned char)(0xc0 | cp >> 6);
-        o[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (unsigned char)(0xe0 | cp >> 12);
-        o[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
-        o[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xf0 | cp >> 18);
-    o[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3f));
-    o[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
-    o[3] = (unsigned char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-/* A string literal at p->pos (the opening quote) into *str, *len. The
- * decoded text is never longer than the literal, which bounds the buffer. */
-static bool parse_string(parser *p, char **str, size_t *len) {
-    size_t start = p->pos++;
-    size_t end = p->pos;
-    while (end < p->len && p->s[end] != '"')
-        end += p->s[end] == '\\' ? 2 : 1;
-    if (end >= p->len) return fail(p, start, "a string is not closed");
-    unsigned char *o = fmd_arena_alloc(p->arena, end - p->pos + 1);
-    if (!o) return out_of_memory(p);
-    size_t n = 0;
-    while (p->pos < end) {
-        unsigned char c = p->s[p->pos];
-        if (c < 0x20) return fail(p, p->pos, "a control character (0x%02x) inside a string", c);
-        if (c != '\\') {
-            size_t l = utf8_length(p->s + p->pos, end - p->pos);
-            if (!l) return fail(p, p->pos, "a string holds bytes that are not valid UTF-8");
-            memcpy(o + n, p->s + p->pos, l);
-            n += l;
-            p->pos += l;
-            continue;
-        }
-        size_t esc = p->pos;
-        unsigned char e = p->s[p->pos + 1]; /* end is past it: the scan skipped pairs */
-        p->pos += 2;
-        switch (e) {
-        case '"': o[n++] = '"'; break;
-        case '\\': o[n++] = '\\'; break;
-        case '/': o[n++] = '/'; break;
-        case 'b': o[n++] = '\b'; break;
-        case 'f': o[n++] = '\f'; break;
-        case 'n': o[n++] = '\n'; break;
-        case 'r': o[n++] = '\r'; break;
-        case 't': o[n++] = '\t'; break;
-        case 'u': {
-            int u = end - p->pos >= 4 ? hex4(p->s + p->pos) : -1;
-            if (u < 0) return fail(p, esc, "\\u must be followed by four hex digits");
-            p->pos += 4;
-            uint32_t cp = (uint32_t)u;
-            if (cp >= 0xdc00 && cp <= 0xdfff)
-                return fail(p, esc, "a \\u escape holds a lone low surrogate");
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                int lo = end - p->pos >= 6 && p->s[p->pos] == '\\' && p->s[p->pos + 1] == 'u'
-                             ? hex4(p->s + p->pos + 2)
-                             : -1;
-                if (lo < 0xdc00 || lo > 0xdfff)
-                    return fail(p, esc, "a \\u escape holds a high surrogate without its pair");
-                p->pos += 6;
-                cp = 0x10000 + ((cp - 0xd800) << 10) + ((uint32_t)lo - 0xdc00);
-            }
-            /* Six escape bytes (or twelve for a pair) never decode to more. */
-            n += put_utf8(o + n, cp);
-            break;
-        }
-        default:
-            return fail(p, esc, "unknown escape '\\%c' in a string",
-                        e >= 0x20 && e < 0x7f ? e : '?');
-        }
-    }
-    o[n] = '\0';
-    p->pos = end + 1;
-    *str = (char *)o;
-    *len = n;
-    return true;
-}
-
-static bool parse_value(parser *p, fmr_json *v, int depth);
-
-static bool parse_array(parser *p, fmr_json *v, int depth) {
-    size_t cap = 0;
-    v->kind = FMR_JSON_ARRAY;
-    p->pos++;
-    skip_ws(p);
-    if (p->pos < p->len && p->s[p->pos] == ']') {
-        p->pos++;
-        return true;
-    }
-    for (;;) {
-        fmr_json item;
-        if (!parse_value(p, &item, depth + 1)) return false;
-        if (fmd_arena_grow(p->arena, (void **)&v->items, &cap, v->count + 1, sizeof item) != 0)
-            return out_of_memory(p);
-        v->items[v->count++] = item;
-        skip_ws(p);
-        char buf[16];
-        if (p->pos < p->len && p->s[p->pos] == ',') {
-            p->pos++;
-            continue;
-        }
-        if (p->pos < p->len && p->s[p->pos] == ']') {
-            p->pos++;
-            return true;
-        }
-        return fail(p, p->pos, "expected ',' or ']' in an array, found %s",
-                    describe(p, buf, sizeof buf));
-    }
-}
-
-static int key_cmp(const void *a, const void *b) {
-    const char *const *x = a, *const *y = b;
-    return strcmp(*x, *y);
-}
-
-/* Two members with one name are an error: readers disagree on which wins. */
-static bool check_duplicates(parser *p, fmr_json *v) {
-    if (v->count < 2) return true;
-    char **sorted = malloc(v->count * sizeof *sorted);
-    if (!sorted) return out_of_memory(p);
-    memcpy(sorted, v->keys, v->count * sizeof *sorted);
-    qsort(sorted, v->count, sizeof *sorted, key_cmp);
-    bool ok = true;
-    for (size_t i = 1; i < v->count && ok; i++) {
-        if (strcmp(sorted[i - 1], sorted[i]) == 0) {
-            fail(p, v->offset, "the object holds the key \"%.64s\" twice", sorted[i]);
-            ok = false;
-        }
-    }
-    free(sorted);
-    return ok;
-}
-
-static bool parse_object(parser *p, fmr_json *v, int depth) {
-    size_t cap = 0, kcap = 0, lcap = 0;
-    v->kind = FMR_JSON_OBJECT;
-    p->pos++;
-    skip_ws(p);
-    if (p->pos < p->len && p->s[p->pos] == '}') {
-        p->pos++;
-        return true;
-    }
-    for (;;) {
-        char buf[16];
-        skip_ws(p);
-        if (p->pos >= p->len || p->s[p->pos] != '"')
-            return fail(p, p->pos, "expected a string key in an object, found %s",
-                        describe(p, buf, sizeof buf));
-        char *key;
-        size_t klen;
-        if (!parse_string(p, &key, &klen)) return false;
-        skip_ws(p);
-        if (p->pos >= p->len || p->s[p->pos] != ':')
-            return fail(p, p->pos, "expected ':' after an object key, found %s",
-                        describe(p, buf, sizeof buf));
-        p->pos++;
-        fmr_json item;
-        if (!parse_value(p, &item, depth + 1)) return false;
-        if (fmd_arena_grow(p->arena, (void **)&v->items, &cap, v->count + 1, sizeof item) != 0 ||
-            fmd_arena_grow(p->arena, (void **)&v->keys, &kcap, v->count + 1, sizeof key) != 0 ||
-            fmd_arena_grow(p->arena, (void **)&v->key_lens, &lcap, v->count + 1, sizeof klen) != 0)
-            return out_of_memory(p);
-        v->items[v->count] = item;
-        v->keys[v->count] = key;
-        v->key_lens[v->count] = klen;
-        v->count++;
-        skip_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == ',') {
-            p->pos++;
-            continue;
-        }
-        if (p->pos < p->len && p->s[p->pos] == '}') {
-            p->pos++;
-            return check_duplicates(p, v);
-        }
-        return fail(p, p->pos, "expected ',' or '}' in an object, found %s",
-                    describe(p, buf, sizeof buf));
-    }
-}
-
-static bool parse_value(parser *p, fmr_json *v, int depth) {
+static bool copy(copier *c, const json_t *j, fmr_json *v, int depth) {
     memset(v, 0, sizeof *v);
-    skip_ws(p);
-    v->offset = p->pos;
-    if (depth > FMR_JSON_MAX_DEPTH)
-        return fail(p, p->pos, "nested deeper than %d levels", FMR_JSON_MAX_DEPTH);
-    if (p->pos >= p->len) return fail(p, p->pos, "expected a value, found the end of the text");
-    switch (p->s[p->pos]) {
-    case '{': return parse_object(p, v, depth);
-    case '[': return parse_array(p, v, depth);
-    case '"': v->kind = FMR_JSON_STRING; return parse_string(p, &v->str, &v->len);
-    case 't':
-        v->kind = FMR_JSON_BOOL;
-        v->boolean = true;
-        return literal(p, "true");
-    case 'f': v->kind = FMR_JSON_BOOL; return literal(p, "false");
-    case 'n': v->kind = FMR_JSON_NULL; return literal(p, "null");
-    default:
-        if (p->s[p->pos] == '-' || (p->s[p->pos] >= '0' && p->s[p->pos] <= '9'))
-            return parse_number(p, v);
-        char buf[16];
-        return fail(p, p->pos, "expected a value, found %s", describe(p, buf, sizeof buf));
+    if (depth > FMR_JSON_MAX_DEPTH) {
+        snprintf(c->err, c->errlen, "nested deeper than %d levels", FMR_JSON_MAX_DEPTH);
+        return false;
     }
+    switch (json_typeof(j)) {
+    case JSON_NULL: v->kind = FMR_JSON_NULL; return true;
+    case JSON_TRUE: v->kind = FMR_JSON_BOOL; v->boolean = true; return true;
+    case JSON_FALSE: v->kind = FMR_JSON_BOOL; return true;
+    case JSON_INTEGER: v->kind = FMR_JSON_INT; v->integer = json_integer_value(j); return true;
+    case JSON_REAL: v->kind = FMR_JSON_NUMBER; return true;
+    case JSON_STRING:
+        v->kind = FMR_JSON_STRING;
+        v->len = json_string_length(j);
+        v->str = fmd_arena_strndup(c->arena, json_string_value(j), v->len);
+        break;
+    case JSON_ARRAY:
+        v->kind = FMR_JSON_ARRAY;
+        v->count = json_array_size(j);
+        v->items = fmd_arena_array(c->arena, v->count ? v->count : 1, sizeof *v->items);
+        if (!v->items) break;
+        for (size_t i = 0; i < v->count; i++)
+            if (!copy(c, json_array_get(j, i), &v->items[i], depth + 1)) return false;
+        return true;
+    case JSON_OBJECT: {
+        v->kind = FMR_JSON_OBJECT;
+        size_t n = json_object_size(j), k = 0;
+        v->items = fmd_arena_array(c->arena, n ? n : 1, sizeof *v->items);
+        v->keys = fmd_arena_array(c->arena, n ? n : 1, sizeof *v->keys);
+        v->key_lens = fmd_arena_array(c->arena, n ? n : 1, sizeof *v->key_lens);
+        if (!v->items || !v->keys || !v->key_lens) break;
+        /* jansson iterates in insertion order: the file's order. */
+        const char *key;
+        size_t klen;
+        json_t *x;
+        json_object_keylen_foreach((json_t *)j, key, klen, x) {
+            if (!(v->keys[k] = fmd_arena_strndup(c->arena, key, klen))) break;
+            v->key_lens[k] = klen;
+            if (!copy(c, x, &v->items[k], depth + 1)) return false;
+            k++;
+        }
+        v->count = k;
+        if (k == n) return true;
+        break;
+    }
+    }
+    if (v->kind == FMR_JSON_STRING && v->str) return true;
+    c->oom = true;
+    snprintf(c->err, c->errlen, "out of memory");
+    return false;
 }
 
 bool fmr_json_parse(const char *text, size_t len, fmr_json_doc *doc, char *err, size_t errlen,
                     bool *oom) {
     fmd_arena_init(&doc->arena);
     doc->root = NULL;
-    if (err && errlen) err[0] = '\0';
-    parser p = {(const unsigned char *)text, len, 0, &doc->arena, err, errlen, false, false};
-    fmr_json *root = fmd_arena_alloc(&doc->arena, sizeof *root);
-    bool ok = root ? parse_value(&p, root, 0) : out_of_memory(&p);
-    if (ok) {
-        skip_ws(&p);
-        if (p.pos != len) {
-            char buf[16];
-            ok = fail(&p, p.pos, "unexpected %s after the value", describe(&p, buf, sizeof buf));
-        }
+    char scratch[1];
+    if (!err || !errlen) err = scratch, errlen = sizeof scratch;
+    err[0] = '\0';
+    if (oom) *oom = false;
+    json_error_t e;
+    /* Strict RFC 8259 (jansson checks UTF-8, escapes, surrogates and
+     * number syntax), any top-level value, no duplicate keys; \u0000 is
+     * allowed in strings, whose length is kept. Integers stay integers:
+     * never JSON_DECODE_INT_AS_REAL. */
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                           &e);
+    if (!j) {
+        if (json_error_code(&e) == json_error_out_of_memory && oom) *oom = true;
+        snprintf(err, errlen, "byte %d: %s", e.position, e.text);
+        return false;
     }
-    if (oom) *oom = p.oom;
+    copier c = {&doc->arena, err, errlen, false};
+    fmr_json *root = fmd_arena_alloc(&doc->arena, sizeof *root);
+    bool ok = root && copy(&c, j, root, 0);
+    if (!root) {
+        c.oom = true;
+        snprintf(err, errlen, "out of memory");
+    }
+    json_decref(j);
+    if (oom) *oom = c.oom;
     if (ok) doc->root = root;
     return ok;
 }

@@ -41,64 +41,18 @@ typedef struct st_tensor {
     int64_t count;
 } st_tensor;
 
-/* Writes s (len bytes, valid UTF-8) as a JSON string literal. */
-static void json_string(FILE *f, const char *s, size_t len) {
-    fputc('"', f);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", f);
-        else if (c == '\t')
-            fputs("\\t", f);
-        else if (c == '\r')
-            fputs("\\r", f);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static bool valid_utf8(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t len;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf)
-            len = 2, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            len = 3, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            len = 4, cp = c & 0x07;
-        else
-            return false;
-        if (n - i < len) return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += len;
-    }
+    for (size_t i = 0, l; i < n; i += l)
+        if (!(l = fmd_utf8_len(s + i, n - i))) return false;
     return true;
 }
 
 static void put_meta(FILE *f, bool *first, const char *key, const char *value, size_t vlen) {
     fputs(*first ? "" : ",", f);
     *first = false;
-    json_string(f, key, strlen(key));
+    fmd_json_string_n(f, key, strlen(key));
     fputc(':', f);
-    json_string(f, value, vlen);
+    fmd_json_string_n(f, value, vlen);
 }
 
 static void put_meta_int(FILE *f, bool *first, const char *key, int64_t v) {
@@ -141,7 +95,7 @@ static char *make_header(const fm_blockmask *m, const st_tensor *t, size_t nt, s
     uint64_t off = 0;
     for (size_t i = 0; i < nt; i++) {
         fputc(',', f);
-        json_string(f, t[i].name, strlen(t[i].name));
+        fmd_json_string_n(f, t[i].name, strlen(t[i].name));
         fputs(":{\"dtype\":\"I32\",\"shape\":[", f);
         for (size_t k = 0; k < t[i].rank; k++)
             fprintf(f, "%s%lld", k ? "," : "", (long long)t[i].dims[k]);

@@ -16,4 +16,16 @@ flags=$(PKG_CONFIG_PATH="$libdir" pkg-config --cflags --libs flexmask)
 # shellcheck disable=SC2086
 cc $extra "$src/tests/install/consumer.c" -o "$work/consumer-pc" $flags
 LD_LIBRARY_PATH="$work/prefix/lib:$work/prefix/lib64" "$work/consumer-pc"
-echo "installed consumer: find_package and pkg-config builds both ran"
+# The user docs and example masks are installed, and the installed tools'
+# help points at them.
+share="$work/prefix/share/flexmask"
+for f in docs/cli.md docs/language.md docs/errors.md LICENSE CHANGELOG.md examples/masks/causal.mask; do
+  [ -s "$share/$f" ] || { echo "not installed: share/flexmask/$f"; exit 1; }
+done
+real_share=$(cd "$share" && pwd -P)
+"$work/prefix/bin/fmc" --help | grep -qF "$real_share" ||
+  { echo "fmc --help does not name $real_share"; exit 1; }
+"$work/prefix/bin/fmviz" --help | grep -qF "$real_share" ||
+  { echo "fmviz --help does not name $real_share"; exit 1; }
+LD_LIBRARY_PATH="$work/prefix/lib:$work/prefix/lib64" "$work/prefix/bin/fmc" check "$share"/examples/masks/*.mask
+echo "installed consumer: find_package and pkg-config builds both ran; docs and masks installed"
