@@ -41,8 +41,10 @@ build() {
 case "$stage" in
 prepare)
     ../shared/gpu/fetch-debs.sh .debs
-    # jansson (safetensors headers) is not in the shared list.
-    (cd .debs && apt-get download -qq libjansson-dev libjansson4)
+    # Not in the shared list: jansson (safetensors headers) and OpenSSL's
+    # libcrypto headers (the JIT cache's HMAC); the GPU machines may have
+    # the libcrypto runtime but not its headers.
+    (cd .debs && apt-get download -qq libjansson-dev libjansson4 libssl-dev libssl3)
     cp ../shared/gpu/env.sh .debs/env.sh
     git check-ignore -q .debs || echo "gpu-session: add /.debs/ to .gitignore" >&2
     echo "gpu-session: carry .debs in the device run (carry: [\".debs\"])"
