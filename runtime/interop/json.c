@@ -1,5 +1,8 @@
 /* A strict JSON reader (see json.h for why it exists). */
+#define _POSIX_C_SOURCE 200809L /* strnlen */
 #include "runtime/interop/json.h"
+
+#include "dsl/diag.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -288,7 +291,9 @@ static bool check_duplicates(parser *p, fmr_json *v) {
     bool ok = true;
     for (size_t i = 1; i < v->count && ok; i++) {
         if (strcmp(sorted[i - 1], sorted[i]) == 0) {
-            fail(p, v->offset, "the object holds the key \"%.64s\" twice", sorted[i]);
+            char shown[4 * 64 + 1]; /* a key from the file: escaped, as every message's text */
+            fmd_escape(shown, sizeof shown, sorted[i], strnlen(sorted[i], 64));
+            fail(p, v->offset, "the object holds the key \"%s\" twice", shown);
             ok = false;
         }
     }
