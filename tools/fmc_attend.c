@@ -14,6 +14,7 @@
 #include "dsl/diag.h"
 #include "runtime/interop/npy.h"
 #include "tools/cli.h"
+#include "tools/cli_npy.h"
 #include "tools/fmc_cmds.h"
 
 static void usage(FILE *out) {
@@ -33,7 +34,8 @@ static void usage(FILE *out) {
             "%s"
             "  --q FILE.npy          queries (required)\n"
             "  --k FILE.npy          keys (required)\n"
-            "  --v FILE.npy          values (required)\n"
+            "  --v FILE.npy          values (required); one of --q, --k, --v may be '-'\n"
+            "                        (standard input)\n"
             "  --out FILE.npy        where the output goes (required)\n"
             "  --lse FILE.npy        also write the log-sum-exp of each row, float32\n"
             "                        [BATCH, HEADS, Q_LEN], natural log, -inf for a row\n"
@@ -128,17 +130,20 @@ static int parse_args(fmcli_common *c, attend_opts *o, int argc, char **argv, bo
     if (!c->file) return fmcli_usage_error(c, "no mask file given");
     const char *missing = !o->q ? "--q" : !o->k ? "--k" : !o->v ? "--v" : !o->out ? "--out" : NULL;
     if (missing) return fmcli_usage_error(c, "%s is required", missing);
-    return 0;
+    static const char *const flags[3] = {"--q", "--k", "--v"};
+    const char *const paths[3] = {o->q, o->k, o->v};
+    return fmcli_npy_check_stdin(c, flags, paths, 3);
 }
 
 /* Loads a rank-4 float32 or float16 array. */
 static int load_array(const fmcli_common *c, const char *path, const char *what, fmr_npy *a) {
     fmd_diags d;
     fmd_diags_init(&d);
-    if (fmr_npy_load(path, a, &d) != FM_OK) {
+    if (fmcli_npy_load(path, a, &d) != FM_OK) {
         flush_diags(c, &d);
         return FMCLI_EXIT_INPUT;
     }
+    path = fmcli_npy_name(path);
     if (a->dtype != FMR_NPY_FLOAT32 && a->dtype != FMR_NPY_FLOAT16)
         return fmcli_input_error(c, "convert it with numpy: a.astype(np.float32)",
                                  "%s: %s must be float32 (<f4) or float16 (<f2), not %s", path,
