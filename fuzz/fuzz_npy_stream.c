@@ -62,8 +62,9 @@ static bool empty(const fmr_npy *a) {
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (size < 2) return 0;
     unsigned mode = data[0], at = data[1];
-    cookie c = {data + 2, size - 2, 0, 2463534242u ^ (mode & 63) * 2654435761u, (mode & 128) != 0,
-                (size_t)at * 64, false};
+    cookie c = {.p = data + 2, .n = size - 2, .rng = 2463534242u ^ (mode & 63) * 2654435761u};
+    c.fail = (mode & 128) != 0;
+    c.fail_at = (size_t)at * 64;
     cookie_io_functions_t io = {.read = cookie_read};
     FILE *f = fopencookie(&c, "r", io);
     if (!f) return 0;
@@ -84,8 +85,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         }
     } else if (ss != sm) {
         fprintf(stderr, "stream %s, memory %s\n", fm_status_string(ss), fm_status_string(sm));
-        for (size_t i = 0; i < ds.count; i++) fprintf(stderr, "  stream: %s\n", ds.items[i].message);
-        for (size_t i = 0; i < dm.count; i++) fprintf(stderr, "  memory: %s\n", dm.items[i].message);
+        for (size_t i = 0; i < ds.count; i++)
+            fprintf(stderr, "  stream: %s\n", ds.items[i].message);
+        for (size_t i = 0; i < dm.count; i++)
+            fprintf(stderr, "  memory: %s\n", dm.items[i].message);
         __builtin_trap();
     } else if (ss == FM_OK && !same_array(&s, &m)) {
         fprintf(stderr, "stream and memory loads differ\n");

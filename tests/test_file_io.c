@@ -289,6 +289,16 @@ static void test_modes_and_refusals(void **state) {
     assert_int_equal(fmr_npy_save(path, FMR_NPY_INT32, 1, shape, v, NULL), FM_OK);
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0604);
+    /* A file we may not write is refused, not replaced (root may). */
+    if (geteuid() != 0) {
+        assert_int_equal(chmod(path, 0444), 0);
+        fmd_diags d0;
+        fmd_diags_init(&d0);
+        assert_int_equal(fmr_npy_save(path, FMR_NPY_INT32, 1, shape, v, &d0), FM_ERR_IO);
+        assert_true(d0.count == 1 && strstr(d0.items[0].message, "Permission denied"));
+        fmd_diags_clear(&d0);
+        assert_int_equal(chmod(path, 0604), 0);
+    }
     /* A folder is refused and left alone. */
     fmd_diags d;
     fmd_diags_init(&d);

@@ -31,8 +31,8 @@ fm_status fmcli_npy_load(const char *path, fmr_npy *a, fmd_diags *d) {
     return fmr_npy_load_stream(FMCLI_STDIN_NAME, stdin, a, d);
 }
 
-int fmcli_npy_check_stdin(const fmcli_common *c, const char *const *flags,
-                          const char *const *paths, size_t n) {
+int fmcli_npy_check_stdin(const fmcli_common *c, const char *const *flags, const char *const *paths,
+                          size_t n) {
     char first[160] = "";
     for (size_t i = 0; i < n + c->num_inputs; i++) {
         char this[160];

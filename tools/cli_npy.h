@@ -25,8 +25,8 @@ fm_status fmcli_npy_load(const char *path, fmr_npy *a, fmd_diags *d);
 /* At most one input may be "-": n paths named by their flags, plus every
  * --input NAME=@- of c. Returns 0, or prints a usage error naming the two
  * and returns its exit status. */
-int fmcli_npy_check_stdin(const fmcli_common *c, const char *const *flags,
-                          const char *const *paths, size_t n);
+int fmcli_npy_check_stdin(const fmcli_common *c, const char *const *flags, const char *const *paths,
+                          size_t n);
 
 /* Loads an int32 or int64 (C order) .npy file whose values all fit in
  * int32 into *data (malloc'd, caller frees), its rank and dims (at most

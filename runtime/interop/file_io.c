@@ -1,5 +1,5 @@
 /* Output files written through a temporary and a rename (file_io.h). */
-#define _POSIX_C_SOURCE 200809L /* lstat, readlink, fchown, fdopen */
+#define _GNU_SOURCE /* AT_EACCESS; POSIX: lstat, readlink, fchown, fdopen */
 #include "runtime/interop/file_io.h"
 
 #include <errno.h>
@@ -106,8 +106,8 @@ static void tmp_name(char *buf, size_t cap, const char *target, unsigned try) {
     suffix[6] = '\0';
     size_t dl = dir_len(target);
     size_t bl = strlen(target + dl);
-    snprintf(buf, cap, "%.*s.%.*s.%s", (int)dl, target, (int)(bl > TMP_BASE_MAX ? TMP_BASE_MAX : bl),
-             target + dl, suffix);
+    snprintf(buf, cap, "%.*s.%.*s.%s", (int)dl, target,
+             (int)(bl > TMP_BASE_MAX ? TMP_BASE_MAX : bl), target + dl, suffix);
 }
 
 static bool open_tmp(fmr_out *o, const struct stat *old, bool exists) {
@@ -169,6 +169,10 @@ bool fmr_out_open(fmr_out *o, const char *path) {
         } else {
             ok = true;
         }
+    } else if (exists && faccessat(AT_FDCWD, o->target, W_OK, AT_EACCESS) != 0) {
+        /* A file we may not write stays unwritten, as with an in-place
+         * write: the rename alone would replace a read-only file. */
+        ok = fail(o, "cannot open for writing: %s", strerror(errno));
     } else {
         ok = open_tmp(o, &st, exists);
     }
@@ -201,8 +205,7 @@ bool fmr_out_commit(fmr_out *o) {
         fail(o, "write error: %s", strerror(errno ? errno : EIO));
     /* Without the sync, a crash after the rename could leave an empty file
      * where the old one was. */
-    if (ok && o->tmp && fsync(fileno(o->f)) != 0)
-        ok = fail(o, "write error: %s", strerror(errno));
+    if (ok && o->tmp && fsync(fileno(o->f)) != 0) ok = fail(o, "write error: %s", strerror(errno));
     if (fclose(o->f) != 0 && ok) ok = fail(o, "write error: %s", strerror(errno));
     o->f = NULL;
     if (o->tmp) {

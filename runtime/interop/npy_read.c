@@ -227,8 +227,12 @@ fm_status fmr_npy_load_memory(const char *name, const void *buf, size_t len, fmr
                               fmd_diags *diags) {
     if (!out || (!buf && len)) return FM_ERR_INVALID_ARGUMENT;
     memset(out, 0, sizeof *out);
-    src s = {.name = name ? name : "<memory>", .mem = buf, .mem_len = len, .sized = true,
-             .total = len, .diags = diags};
+    src s = {.name = name ? name : "<memory>",
+             .mem = buf,
+             .mem_len = len,
+             .sized = true,
+             .total = len,
+             .diags = diags};
     return read_npy(&s, out);
 }
 
@@ -261,8 +265,11 @@ fm_status fmr_npy_load(const char *path, fmr_npy *out, fmd_diags *diags) {
         /* A regular file's size is checked against the header up front;
          * anything else (a pipe, a FIFO, a device) is read as a stream. */
         bool sized = S_ISREG(sb.st_mode);
-        src s = {.name = path, .f = f, .sized = sized,
-                 .total = sized ? (uint64_t)sb.st_size : 0, .diags = diags};
+        src s = {.name = path,
+                 .f = f,
+                 .sized = sized,
+                 .total = sized ? (uint64_t)sb.st_size : 0,
+                 .diags = diags};
         st = read_npy(&s, out);
     }
     fclose(f);
