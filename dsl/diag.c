@@ -208,6 +208,47 @@ static size_t unit_len(const unsigned char *s, size_t n, size_t i) {
     return l ? l : 1;
 }
 
+/* Whether the unit at s[i] (l bytes) may reach a terminal as it is: not a
+ * C0 control, DEL, a C1 control (U+0080..U+009F, which some terminals obey
+ * as escapes even in UTF-8) or a byte that is not UTF-8. Tab is left to
+ * the caller. */
+static bool unit_printable(const unsigned char *s, size_t i, size_t l) {
+    if (s[i] < 0x80) return s[i] >= 0x20 && s[i] != 0x7F;
+    return l > 1 && !(s[i] == 0xC2 && s[i + 1] < 0xA0);
+}
+
+bool fmd_needs_escape(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    for (size_t i = 0; i < n;) {
+        size_t l = unit_len(s, n, i);
+        if (!unit_printable(s, i, l)) return true;
+        i += l;
+    }
+    return false;
+}
+
+size_t fmd_escape(char *dst, size_t cap, const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t o = 0;
+    if (cap == 0) return 0;
+    for (size_t i = 0; i < n;) {
+        size_t l = unit_len(s, n, i);
+        bool as_is = unit_printable(s, i, l);
+        size_t need = as_is ? l : 4 * l;
+        if (o + need >= cap) break; /* whole units only */
+        if (as_is) {
+            memcpy(dst + o, s + i, l);
+            o += l;
+        } else {
+            for (size_t k = 0; k < l; k++, o += 4)
+                snprintf(dst + o, 5, "\\x%02x", s[i + k]);
+        }
+        i += l;
+    }
+    dst[o] = '\0';
+    return o;
+}
+
 /* Longest echoed source line (in bytes); a longer one is shown as a window
  * around the span, so a generated 16 MiB one-line file does not flood the
  * terminal with each error. */
@@ -228,7 +269,7 @@ static void put_source_and_carets(const unsigned char *s, size_t n, size_t start
     for (size_t i = ws; i < we;) {
         size_t l = unit_len(s, we, i);
         if (s[i] == '\t') fputc('\t', out);
-        else if (s[i] < 0x20 || s[i] == 0x7F || (s[i] >= 0x80 && l == 1)) fputc('?', out);
+        else if (!unit_printable(s, i, l)) fputc('?', out);
         else fwrite(s + i, 1, l, out);
         i += l;
     }

@@ -94,6 +94,17 @@ void fmd_json_string_n(FILE *out, const char *s, size_t len);
  * are invalid). */
 size_t fmd_utf8_len(const unsigned char *s, size_t n);
 
+/* Text taken from a file (a key, a dtype, a name) for a message: printable
+ * ASCII and valid UTF-8 stay as they are; every other byte (C0 and C1
+ * controls, DEL, bytes that are not UTF-8) becomes \xNN, so a crafted file
+ * cannot retitle or clear the terminal that shows the message. Writes at
+ * most cap - 1 bytes of s[0, n) escaped plus a NUL into dst (cut at a whole
+ * character; 4n + 1 bytes always suffice) and returns the length.
+ * Mask-file source lines are echoed through the same test (as '?'). */
+size_t fmd_escape(char *dst, size_t cap, const char *s, size_t n);
+/* Whether fmd_escape would change s[0, n). */
+bool fmd_needs_escape(const char *s, size_t n);
+
 /* Levenshtein distance between a and b, capped at cap+1 (cheap rejection). */
 size_t fmd_edit_distance(const char *a, const char *b, size_t cap);
 

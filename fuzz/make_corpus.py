@@ -95,6 +95,20 @@ put("fuzz_npy", "fortran", npy("<i4", (2,), struct.pack("<2i", 1, 2)).replace(b"
 put("fuzz_npy", "bigendian", npy(">i4", (2,), struct.pack(">2i", 1, 2)))
 put("fuzz_npy", "truncated", npy("<i4", (100,), struct.pack("<2i", 1, 2)))
 
+# ---- .npy as a stream: byte 0 how it is delivered (piece-size seed, bit 6
+# unbuffered, bit 7 a read error), byte 1 where the error strikes (x64)
+f32_4d = npy("<f4", (1, 2, 2, 2), struct.pack("<8f", *range(8)))
+big = npy("<i4", (600,), struct.pack("<600i", *range(600)))
+put("fuzz_npy_stream", "exact_whole", b"\x00\x00" + f32_4d)
+put("fuzz_npy_stream", "exact_pieces", b"\x05\x00" + big)
+put("fuzz_npy_stream", "exact_unbuffered", b"\x47\x00" + f32_4d)
+put("fuzz_npy_stream", "short", b"\x09\x00" + big[:-1])
+put("fuzz_npy_stream", "long", b"\x0b\x00" + big + b"\x00")
+put("fuzz_npy_stream", "read_error", b"\x83\x05" + big)
+put("fuzz_npy_stream", "read_error_header", b"\xc1\x01" + npy("|u1", (3,), b"\x01\x02\x03", (2, 0)))
+put("fuzz_npy_stream", "not_npy", b"\x02\x00" + b"NOTNUMPY" + bytes(100))
+put("fuzz_npy_stream", "huge_promise", b"\x03\x00" + npy("|u1", (1 << 37,), bytes(50)))
+
 
 # ---- safetensors: first byte even = a file image; odd = round trip
 def safetensors(meta, tensors):

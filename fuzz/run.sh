@@ -6,8 +6,8 @@
 #
 #   -t SECONDS  fuzzing time per target (default 60)
 #   -j N        targets run at once (default 1)
-#   TARGET      fuzz_frontend fuzz_blockmask fuzz_npy fuzz_dense
-#               fuzz_safetensors fuzz_jit_cache (default: all)
+#   TARGET      fuzz_frontend fuzz_blockmask fuzz_npy fuzz_npy_stream
+#               fuzz_dense fuzz_safetensors fuzz_jit_cache (default: all)
 #
 # Everything it writes is under fuzz-out/ (gitignored): the growing corpus
 # (fuzz-out/corpus/TARGET, seeded from fuzz/corpus/TARGET), the findings
@@ -17,7 +17,7 @@
 # Exit status: 0 no findings, 1 some finding, 2 bad usage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-all=(fuzz_frontend fuzz_blockmask fuzz_npy fuzz_dense fuzz_safetensors fuzz_jit_cache)
+all=(fuzz_frontend fuzz_blockmask fuzz_npy fuzz_npy_stream fuzz_dense fuzz_safetensors fuzz_jit_cache)
 secs=60
 par=1
 while getopts "t:j:h" o; do

@@ -375,7 +375,8 @@ FM_API fm_status fm_blockmask_from_npy(const char *path, const fm_shape *shape,
 FM_API fm_status fm_blockmask_to_dense(const fm_blockmask *blockmask, uint8_t **out,
                                        size_t *count, fm_diagnostics *diags);
 /* Writes fm_blockmask_to_dense's array as a .npy file of dtype bool and
- * shape [BATCH, HEADS, Q_LEN, KV_LEN]. */
+ * shape [BATCH, HEADS, Q_LEN, KV_LEN] (through a temporary file, as
+ * fm_blockmask_save_safetensors). */
 FM_API fm_status fm_blockmask_save_dense_npy(const fm_blockmask *blockmask, const char *path,
                                              fm_diagnostics *diags);
 
@@ -392,7 +393,10 @@ FM_API fm_status fm_blockmask_save_dense_npy(const fm_blockmask *blockmask, cons
  * arrays) and string metadata: Q_BLOCK_SIZE, KV_BLOCK_SIZE, Q_LEN, KV_LEN,
  * BATCH, HEADS, mask_name, mask_source (the mask file's text),
  * mask_source_name and "param.NAME" for each param value. docs/interop.md
- * shows the Python side. A partly written file is removed. */
+ * shows the Python side. Like every file flexmask writes, it goes to a
+ * temporary file in the same folder, renamed into place when complete: a
+ * failed write leaves an existing file as it was (a FIFO or device is
+ * written directly; a symbolic link is followed and kept). */
 FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, const char *path,
                                                fm_diagnostics *diags);
 

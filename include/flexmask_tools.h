@@ -50,7 +50,9 @@ typedef struct fmt_array {
     void *data;   /* host order, C order; freed by fmt_array_free */
 } fmt_array;
 
-/* Reads a .npy file; messages name it by path. *out is zeroed on failure. */
+/* Reads a .npy file, or standard input for "-" (once per process; a second
+ * "-" is an error), read to exactly the array's end; messages name it by
+ * path ("<stdin>" for "-"). *out is zeroed on failure. */
 fm_status fmt_npy_load(const char *path, fmt_array *out, fm_diagnostics *diags);
 void fmt_array_free(fmt_array *a);
 /* Writes a float32 array (rank 0 to 8) as a .npy file; a partly written

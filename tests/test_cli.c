@@ -523,6 +523,73 @@ static void test_attend_limits(void **state) {
     free(f);
 }
 
+/* .npy inputs that are streams: /dev/zero is refused after its first bytes
+ * (it used to be read whole, until the OOM killer came), '-' reads
+ * standard input, and only one input may be '-'. */
+static void test_attend_streams(void **state) {
+    (void)state;
+    char *f = write_mask("attend-stream.mask", "mask m = kv <= q;\n");
+    float q[16 * 2];
+    for (int i = 0; i < 16 * 2; i++)
+        q[i] = (float)((i * 5) % 7) / 7.0f - 0.5f;
+    char *qp = write_npy("attend-stream-q.npy", "<f4", "(1, 1, 16, 2)", q, sizeof q);
+    char out_a[600], out_b[600], fmt[2400];
+    snprintf(out_a, sizeof out_a, "%s/attend-stream-a.npy", tu_temp_dir());
+    snprintf(out_b, sizeof out_b, "%s/attend-stream-b.npy", tu_temp_dir());
+    /* timeout: a reader that reads the whole stream never ends here. */
+    snprintf(fmt, sizeof fmt,
+             "timeout 20 " FMC " attend '%%s' --q /dev/zero --k '%s' --v '%s' --out '%s' "
+             "--device cpu",
+             qp, qp, out_a);
+    expect_status(1,
+                  "error: fmc attend: /dev/zero: not a NumPy .npy file (it does not start with "
+                  "\\x93NUMPY)\n",
+                  fmt, f);
+    snprintf(fmt, sizeof fmt,
+             FMC " attend '%%s' --q '%s' --k '%s' --v '%s' --out '%s' --device cpu", qp, qp, qp,
+             out_a);
+    expect_status(0, NULL, fmt, f);
+    snprintf(fmt, sizeof fmt,
+             FMC " attend '%%s' --q - --k '%s' --v '%s' --out '%s' --device cpu < '%s'", qp, qp,
+             out_b, qp);
+    expect_status(0, NULL, fmt, f);
+    size_t na, nb;
+    char *a = tu_read_file(out_a, &na), *b = tu_read_file(out_b, &nb);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    free(b);
+    snprintf(fmt, sizeof fmt,
+             "cat '%s' | " FMC " attend '%%s' --q '%s' --k - --v '%s' --out '%s' --device cpu", qp,
+             qp, qp, out_b);
+    expect_status(0, NULL, fmt, f);
+    b = tu_read_file(out_b, &nb);
+    assert_non_null(b);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    free(a);
+    free(b);
+    snprintf(fmt, sizeof fmt,
+             "(cat '%s'; printf x) | " FMC
+             " attend '%%s' --q - --k '%s' --v '%s' --out '%s' --device cpu",
+             qp, qp, qp, out_b);
+    expect_status(1, "error: fmc attend: <stdin>: more bytes follow the data (shape (1, 1, 16, 2) "
+                     "of float32 needs 128 bytes)\n",
+                  fmt, f);
+    snprintf(fmt, sizeof fmt,
+             FMC " attend '%%s' --q - --k '%s' --v - --out '%s' --device cpu < '%s'", qp, out_b,
+             qp);
+    expect_status(2,
+                  "error: fmc attend: --q and --v both read standard input ('-'); only one input "
+                  "may be '-'\n",
+                  fmt, f);
+    remove(out_a);
+    remove(out_b);
+    free(qp);
+    free(f);
+}
+
 /* fmc check and fmc print report usage errors like every other
  * subcommand. */
 static void test_check_print_usage(void **state) {
@@ -1612,6 +1679,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_memory_budget),
         cmocka_unit_test(test_limit_usage_errors),
         cmocka_unit_test(test_attend_limits),
+        cmocka_unit_test(test_attend_streams),
         cmocka_unit_test(test_check_print_usage),
         cmocka_unit_test(test_input_errors),
         cmocka_unit_test(test_help_texts),

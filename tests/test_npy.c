@@ -1,14 +1,18 @@
 /* The .npy reader and writer: round trips, the exact bytes numpy writes,
  * every kind of malformed file (each refused with a message naming the file),
- * the conversions, and a cross-check against numpy itself when python3 has
- * it. */
-#define _POSIX_C_SOURCE 200809L /* pipe, write, close */
+ * the conversions, streams (pipes, /dev/zero: read no further than the
+ * header allows), escaped file text in messages, and a cross-check against
+ * numpy itself when python3 has it. */
+#define _POSIX_C_SOURCE 200809L /* pipe, write, close, open_memstream */
 #include "testutil.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runtime/interop/npy.h"
@@ -737,6 +741,241 @@ static void test_numpy_cross_check(void **state) {
     }
 }
 
+/* ASan reserves terabytes of address space: no RLIMIT_AS under it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_ASAN 1
+#endif
+#endif
+#ifndef TU_ASAN
+#define TU_ASAN 0
+#endif
+
+/* ---- streams ---------------------------------------------------------------- */
+
+/* Writes n bytes of img, then extra bytes of filler, into the pipe fds
+ * from a child that exits 0 when it wrote everything, 1 when the reader
+ * left first (EPIPE), and reports how much it wrote on report_fd (if not
+ * -1). */
+static pid_t feeder(const int fds[2], const void *img, size_t n, size_t extra, int report_fd) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid != 0) return pid;
+    close(fds[0]); /* else the reader never leaves: EPIPE needs every read end closed */
+    int fd = fds[1];
+    signal(SIGPIPE, SIG_IGN);
+    static unsigned char chunk[1 << 16];
+    memset(chunk, 'x', sizeof chunk);
+    uint64_t written = 0;
+    const unsigned char *p = img;
+    bool ok = true;
+    while (ok && n) {
+        ssize_t k = write(fd, p, n);
+        ok = k > 0;
+        if (ok) p += k, n -= (size_t)k, written += (uint64_t)k;
+    }
+    while (ok && extra) {
+        ssize_t k = write(fd, chunk, extra < sizeof chunk ? extra : sizeof chunk);
+        ok = k > 0;
+        if (ok) extra -= (size_t)k, written += (uint64_t)k;
+    }
+    if (report_fd >= 0 && write(report_fd, &written, sizeof written) != sizeof written) _exit(2);
+    _exit(ok ? 0 : 1);
+}
+
+static int child_exit(pid_t pid) {
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* A stream that is not a .npy file costs its first bytes, not its length:
+ * 64 MiB of "NOTNUMPY..." is refused, and the feeder is stopped by EPIPE
+ * within a pipe buffer or two of the start. */
+static void test_stream_refused_after_its_first_bytes(void **state) {
+    (void)state;
+    int fds[2], rep[2];
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(pipe(rep), 0);
+    pid_t pid = feeder(fds, "NOTNUMPY", 8, (size_t)64 << 20, rep[1]);
+    close(fds[1]);
+    close(rep[1]);
+    char path[64];
+    snprintf(path, sizeof path, "/dev/fd/%d", fds[0]);
+    fmd_diags d;
+    fmd_diags_init(&d);
+    fmr_npy a;
+    assert_int_equal(fmr_npy_load(path, &a, &d), FM_ERR_FORMAT);
+    assert_true(has_message(&d, "not a NumPy .npy file"));
+    fmd_diags_clear(&d);
+    close(fds[0]);
+    uint64_t written = 0;
+    assert_int_equal(read(rep[0], &written, sizeof written), (ssize_t)sizeof written);
+    close(rep[0]);
+    assert_int_equal(child_exit(pid), 1); /* stopped by the reader leaving */
+    print_message("the feeder wrote %llu bytes before the reader left\n",
+                  (unsigned long long)written);
+    assert_true(written < ((uint64_t)2 << 20));
+}
+
+/* Through a pipe (bigger than a pipe holds, so the data arrives in pieces):
+ * exactly the promised bytes load, one fewer or one more is refused. */
+static void test_stream_exact_short_long(void **state) {
+    (void)state;
+    static float v[300000];
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        v[i] = (float)i * 0.5f;
+    int64_t shape[2] = {1000, 300};
+    void *img;
+    size_t len;
+    assert_int_equal(fmr_npy_save_memory(FMR_NPY_FLOAT32, 2, shape, v, &img, &len, NULL), FM_OK);
+    struct {
+        size_t n, extra;
+        fm_status want;
+        const char *message;
+    } cases[] = {
+        {len, 0, FM_OK, NULL},
+        {len - 1, 0, FM_ERR_FORMAT,
+         "s.npy: truncated: shape (1000, 300) of float32 needs 1200000 bytes of data, the file "
+         "holds 1199999"},
+        {len, 1, FM_ERR_FORMAT,
+         "s.npy: more bytes follow the data (shape (1000, 300) of float32 needs 1200000 bytes)"},
+        {len, (size_t)8 << 20, FM_ERR_FORMAT, "more bytes follow the data"},
+        {100, 0, FM_ERR_FORMAT, "s.npy: truncated: the header is 118 bytes but only 90 follow"},
+        {9, 0, FM_ERR_FORMAT, "s.npy: truncated: 9 bytes, shorter than the .npy preamble"},
+        {0, 0, FM_ERR_FORMAT, "s.npy: truncated: 0 bytes, shorter than the .npy preamble"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t pid = feeder(fds, img, cases[i].n, cases[i].extra, -1);
+        close(fds[1]);
+        FILE *f = fdopen(fds[0], "rb");
+        assert_non_null(f);
+        fmd_diags d;
+        fmd_diags_init(&d);
+        fmr_npy a;
+        fm_status st = fmr_npy_load_stream("s.npy", f, &a, &d);
+        fclose(f);
+        int rc = child_exit(pid);
+        if (st != cases[i].want || (cases[i].message && !has_message(&d, cases[i].message))) {
+            print_error("stream case %zu: status %d, want %d\n", i, (int)st, (int)cases[i].want);
+            print_diags(&d);
+            fail();
+        }
+        if (st == FM_OK) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(a.nbytes, sizeof v);
+            assert_memory_equal(a.data, v, sizeof v);
+            assert_int_equal(d.count, 0);
+        } else {
+            assert_null(a.data);
+        }
+        fmr_npy_free(&a);
+        fmd_diags_clear(&d);
+    }
+    free(img);
+}
+
+/* Under a 512 MiB address-space limit: /dev/zero (read before, whole, up
+ * to 1 TiB) is refused as not a .npy file, and a stream whose header
+ * promises 128 GiB but that holds 100 bytes is refused as truncated, not
+ * out of memory. ASan reserves terabytes of address space, so this runs
+ * only in builds without it (the pipe test above covers those). */
+static void test_stream_memory_bounded(void **state) {
+    (void)state;
+#if TU_ASAN
+    print_message("skipped: an address-space limit cannot be set under AddressSanitizer\n");
+    skip();
+#else
+    static const char dict[] = "{'descr': '|u1', 'fortran_order': False, 'shape': (137438953472,), }";
+    size_t len;
+    unsigned char *img = make_file(dict, "0123456789", 10, &len);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t feed = feeder(fds, img, len, 0, -1);
+    close(fds[1]);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {(rlim_t)512 << 20, (rlim_t)512 << 20};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+        fmd_diags d;
+        fmd_diags_init(&d);
+        fmr_npy a;
+        fm_status z = fmr_npy_load("/dev/zero", &a, &d);
+        char path[64];
+        snprintf(path, sizeof path, "/dev/fd/%d", fds[0]);
+        fm_status p = fmr_npy_load(path, &a, &d);
+        bool ok = z == FM_ERR_FORMAT && p == FM_ERR_FORMAT && d.count == 2 &&
+                  strstr(d.items[0].message, "/dev/zero: not a NumPy .npy file") &&
+                  strstr(d.items[1].message, "needs 137438953472 bytes of data, the file holds 10");
+        if (!ok) {
+            fprintf(stderr, "statuses %d %d\n", (int)z, (int)p);
+            for (size_t i = 0; i < d.count; i++) fprintf(stderr, "  %s\n", d.items[i].message);
+        }
+        _exit(ok ? 0 : 1);
+    }
+    close(fds[0]);
+    assert_int_equal(child_exit(pid), 0);
+    child_exit(feed);
+    free(img);
+#endif
+}
+
+/* ---- text from the file in messages ------------------------------------------ */
+
+static void test_escaped_messages(void **state) {
+    (void)state;
+    char buf[64];
+    assert_int_equal(fmd_escape(buf, sizeof buf, "plain 'text' \xc3\xa9", 15), 15);
+    assert_string_equal(buf, "plain 'text' \xc3\xa9"); /* valid UTF-8 stays */
+    assert_false(fmd_needs_escape("plain \xc3\xa9", 8));
+    fmd_escape(buf, sizeof buf, "a\x1b[2J\x07\x7f\tb", 9);
+    assert_string_equal(buf, "a\\x1b[2J\\x07\\x7f\\x09b");
+    fmd_escape(buf, sizeof buf, "\xff\xc3(\xc2\x9b\xe2\x82", 7); /* bad UTF-8, C1 CSI, cut */
+    assert_string_equal(buf, "\\xff\\xc3(\\xc2\\x9b\\xe2\\x82");
+    assert_true(fmd_needs_escape("\xc2\x9b", 2));
+    assert_true(fmd_needs_escape("a\0b", 3));
+    /* Cut at a whole unit: 7 bytes of room hold "ab" and one escape only. */
+    assert_int_equal(fmd_escape(buf, 8, "ab\x1b\x1b", 4), 6);
+    assert_string_equal(buf, "ab\\x1b");
+
+    /* A header key that would retitle and clear the terminal, and a dtype
+     * with a C1 control: shown escaped, whatever the renderer. */
+    struct {
+        const char *dict, *message;
+    } cases[] = {
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (1,), '\x1b]0;owned\x07\x1b[2J': 1}",
+         "unexpected key '\\x1b]0;owned\\x07\\x1b[2J'"},
+        {"{'descr': '<\xc2\x9b" "31m\xff', 'fortran_order': False, 'shape': (1,), }",
+         "dtype '<\\xc2\\x9b31m\\xff' is not supported"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        size_t len;
+        unsigned char *img = make_file(cases[i].dict, "\0\0\0\0", 4, &len);
+        fmd_diags d;
+        fmd_diags_init(&d);
+        fmr_npy a;
+        assert_int_not_equal(fmr_npy_load_memory("e.npy", img, len, &a, &d), FM_OK);
+        if (!has_message(&d, cases[i].message)) print_diags(&d);
+        assert_true(has_message(&d, cases[i].message));
+        char *text = NULL;
+        size_t tn = 0;
+        FILE *out = open_memstream(&text, &tn);
+        fmd_diags_render(&d, out, false);
+        fclose(out);
+        for (size_t k = 0; k < tn; k++)
+            assert_true(text[k] == '\n' || ((unsigned char)text[k] >= 0x20 && text[k] != 0x7f &&
+                                            (unsigned char)text[k] < 0x80));
+        free(text);
+        fmd_diags_clear(&d);
+        free(img);
+    }
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_bytes),          cmocka_unit_test(test_roundtrip),
@@ -746,6 +985,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_open_errors),          cmocka_unit_test(test_to_int32),
         cmocka_unit_test(test_to_float32),           cmocka_unit_test(test_half),
         cmocka_unit_test(test_numpy_cross_check),
+        cmocka_unit_test(test_stream_refused_after_its_first_bytes),
+        cmocka_unit_test(test_stream_exact_short_long),
+        cmocka_unit_test(test_stream_memory_bounded),
+        cmocka_unit_test(test_escaped_messages),
     };
     return TU_RUN(tests, argc, argv);
 }

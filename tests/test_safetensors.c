@@ -508,6 +508,86 @@ static void test_malformed(void **state) {
     fm_blockmask_free(bm);
 }
 
+/* The file with the first occurrence of from in its header replaced by to
+ * (any length: the header length is rewritten, the data follows as is). */
+static unsigned char *rewritten(const unsigned char *bytes, size_t len, const char *from,
+                                const char *to, size_t *out_len) {
+    uint64_t hlen = 0;
+    for (int k = 0; k < 8; k++)
+        hlen |= (uint64_t)bytes[k] << (8 * k);
+    const char *h = (const char *)bytes + 8;
+    size_t nf = strlen(from), nt = strlen(to), at = 0;
+    while (at + nf <= hlen && memcmp(h + at, from, nf) != 0)
+        at++;
+    assert_true(at + nf <= hlen);
+    *out_len = len - nf + nt;
+    unsigned char *c = malloc(*out_len);
+    uint64_t nh = hlen - nf + nt;
+    for (int k = 0; k < 8; k++)
+        c[k] = (unsigned char)(nh >> (8 * k));
+    memcpy(c + 8, h, at);
+    memcpy(c + 8 + at, to, nt);
+    memcpy(c + 8 + at + nt, h + at + nf, len - 8 - at - nf);
+    return c;
+}
+
+/* Names and values from the header reach messages escaped: an ESC or BEL
+ * decoded from a JSON \u escape never reaches the terminal raw, whichever
+ * module's message shows it (ours, the compiler's file name, the binding
+ * errors' names). */
+static void test_escaped_header_text(void **state) {
+    (void)state;
+    fm_shape s = {1, 1, 20, 20};
+    fm_blockmask *bm = doc_mask(s);
+    size_t len;
+    unsigned char *bytes = save(bm, "esc.safetensors", &len, NULL);
+    struct {
+        const char *from, *to, *mention;
+    } edits[] = {
+        {"\"mask_name\":\"document\"", "\"mask_name\":\"\\u001b]0;owned\\u0007\"",
+         "no mask named '\\x1b]0;owned\\x07'"},
+        {"\"I32\"", "\"\\u001b[2J\"", "has dtype \\x1b[2J;"},
+        {"\"Q_LEN\":\"20\"", "\"Q_LEN\":\"\\u009b2J\"", "is \"\\xc2\\x9b2J\", not an integer"},
+        {"\"param.window\":\"9\"", "\"param.\\u001bw\":\"9\"", "\\x1bw"},
+        {"\"param.window\":\"9\"", "\"param.window\":\"\\u001b\"", "\"param.window\" is \"\\x1b\""},
+        {"\"input.doc\"", "\"input.\\u001b[2J\"", "\\x1b[2J"},
+        {"\"kv_num_blocks\"", "\"\\u001b[2J\":5,\"kv_num_blocks\"", "tensor \"\\x1b[2J\" is"},
+        {"\"mask_source_name\":\"st.mask\"", "\"mask_source_name\":\"\\u001b[2J.mask\"",
+         "\\x1b[2J.mask:"},
+        {"\"BATCH\"", "\"\\u001b\":\"1\",\"\\u001b\"",
+         "duplicate object key near '\"\\u001b\"'"},
+        /* Raw bytes where JSON forbids them: jansson's message quotes them. */
+        {"\"BATCH\"", "\"\x1b[2J\xc2\x9b\"", "the header is not valid JSON"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        size_t n;
+        unsigned char *e = rewritten(bytes, len, edits[i].from, edits[i].to, &n);
+        /* The file-name case needs a compile error to show the name. */
+        if (strstr(edits[i].to, ".mask")) {
+            unsigned char *e2 = rewritten(e, n, "kv <= q", "kv <= ?", &n);
+            free(e);
+            e = e2;
+        }
+        fm_diagnostics *d = fm_diagnostics_create();
+        fm_blockmask *x = NULL;
+        assert_int_equal(fm_blockmask_load_safetensors_memory("t.safetensors", e, n, d, &x),
+                         FM_ERR_FORMAT);
+        char *text = fm_diagnostics_format(d, false);
+        assert_non_null(text);
+        if (!strstr(text, edits[i].mention))
+            fprintf(stderr, "edit %zu: want '%s' in:\n%s\n", i, edits[i].mention, text);
+        assert_non_null(strstr(text, edits[i].mention));
+        for (const char *c = text; *c; c++)
+            assert_true(*c == '\n' || ((unsigned char)*c >= 0x20 && *c != 0x7f));
+        assert_null(strstr(text, "\xc2\x9b"));
+        fm_free(text);
+        fm_diagnostics_free(d);
+        free(e);
+    }
+    free(bytes);
+    fm_blockmask_free(bm);
+}
+
 /* ---- the JSON reader ---- */
 
 static bool parses(const char *text, char *err, size_t errlen) {
@@ -614,6 +694,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_dense_import_round_trip),
         cmocka_unit_test(test_truncated_everywhere),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_escaped_header_text),
     };
     return TU_RUN(tests, argc, argv);
 }

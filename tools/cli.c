@@ -529,3 +529,30 @@ fm_shape fmcli_shape(const fmcli_common *c) {
     fm_shape s = {c->batch, c->heads, c->q_len, c->have_kv_len ? c->kv_len : c->q_len};
     return s;
 }
+
+const char *fmcli_input_name(const char *path) {
+    return path && strcmp(path, "-") == 0 ? "<stdin>" : path;
+}
+
+int fmcli_check_stdin_inputs(const fmcli_common *c, const char *const *flags,
+                             const char *const *paths, size_t n) {
+    char first[160] = "";
+    for (size_t i = 0; i < n + c->num_inputs; i++) {
+        char this[160];
+        if (i < n) {
+            if (!paths[i] || strcmp(paths[i], "-")) continue;
+            snprintf(this, sizeof this, "%s", flags[i]);
+        } else {
+            const fmcli_input *in = &c->inputs[i - n];
+            if (!in->npy_path || strcmp(in->npy_path, "-")) continue;
+            snprintf(this, sizeof this, "--input %s=@-", in->name);
+        }
+        if (!first[0]) {
+            snprintf(first, sizeof first, "%s", this);
+            continue;
+        }
+        return fmcli_usage_error(c, "%s and %s both read standard input ('-'); only one input may be '-'",
+                                 first, this);
+    }
+    return 0;
+}

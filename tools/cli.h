@@ -145,6 +145,15 @@ void fmcli_session_free(fmcli_session *s);
  * prefix), else the configured install prefix's. */
 const char *fmcli_share_dir(void);
 
+/* An input path as messages show it: "<stdin>" for "-". */
+const char *fmcli_input_name(const char *path);
+
+/* At most one input may be "-" (standard input): n paths named by their
+ * flags, plus every --input NAME=@- of c. Returns 0, or prints a usage
+ * error naming the two and returns its exit status. */
+int fmcli_check_stdin_inputs(const fmcli_common *c, const char *const *flags,
+                             const char *const *paths, size_t n);
+
 /* Text for a subcommand's --help: the common flags, one per line. */
 extern const char fmcli_common_help[];
 /* The same for a subcommand that takes the shape from its arrays (fmc

@@ -32,7 +32,8 @@ static void usage(FILE *out) {
             "%s"
             "  --q FILE.npy          queries (required)\n"
             "  --k FILE.npy          keys (required)\n"
-            "  --v FILE.npy          values (required)\n"
+            "  --v FILE.npy          values (required); one of --q, --k, --v may be '-'\n"
+            "                        (standard input)\n"
             "  --out FILE.npy        where the output goes (required)\n"
             "  --lse FILE.npy        also write the log-sum-exp of each row, float32\n"
             "                        [BATCH, HEADS, Q_LEN], natural log, -inf for a row\n"
@@ -131,7 +132,9 @@ static int parse_args(fmcli_common *c, attend_opts *o, int argc, char **argv, bo
     if (!c->file) return fmcli_usage_error(c, "no mask file given");
     const char *missing = !o->q ? "--q" : !o->k ? "--k" : !o->v ? "--v" : !o->out ? "--out" : NULL;
     if (missing) return fmcli_usage_error(c, "%s is required", missing);
-    return 0;
+    static const char *const flags[3] = {"--q", "--k", "--v"};
+    const char *const paths[3] = {o->q, o->k, o->v};
+    return fmcli_check_stdin_inputs(c, flags, paths, 3);
 }
 
 /* Loads a rank-4 float32 or float16 array. */
@@ -145,6 +148,7 @@ static int load_array(const fmcli_common *c, const char *path, const char *what,
         return FMCLI_EXIT_INPUT;
     }
     fm_diagnostics_free(d);
+    path = fmcli_input_name(path);
     if (strcmp(a->dtype, "float32") && strcmp(a->dtype, "float16"))
         return fmcli_input_error(c, "convert it with numpy: a.astype(np.float32)",
                                  "%s: %s must be float32 (<f4) or float16 (<f2), not %s", path,

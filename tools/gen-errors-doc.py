@@ -154,6 +154,24 @@ SECTIONS = [
          "fmc blockmask doc.mask --q-len 2 --input doc=@doc.npy"),
         ("npy_trailing", "bytes after the data", {"doc.mask": DOC, "doc.npy": npy("<i4", (2,), i32(0, 1, 2))},
          "fmc blockmask doc.mask --q-len 2 --input doc=@doc.npy"),
+        ("npy_stream_not_npy", "a stream that is not a .npy file (refused after its first bytes, "
+         "whatever its length)", {"c.mask": b"mask m = kv <= q;\n", "q.npy": npy("<f4", (1, 1, 2, 2), f32(4))},
+         "fmc attend c.mask --q /dev/zero --k q.npy --v q.npy --out o.npy --device cpu"),
+        ("npy_stdin_trailing", "standard input (`-`) holds more than the array", {"c.mask": b"mask m = kv <= q;\n", "q.npy": npy("<f4", (1, 1, 2, 2), f32(4))},
+         "(cat q.npy; printf x) | fmc attend c.mask --q - --k q.npy --v q.npy --out o.npy --device cpu"),
+        ("npy_stdin_twice", "two `--input NAME=@-` (standard input can be read once)",
+         {"two.mask": b"input x[KV_LEN];\ninput y[KV_LEN];\nmask m = x[kv] == y[q];\n", "x.npy": npy("<i4", (2,), i32(0, 1))},
+         "fmc blockmask two.mask --q-len 2 --input x=@- --input y=@- < x.npy"),
+        ("npy_escaped_key", "an unexpected header key; bytes that could drive the terminal are shown escaped",
+         {"doc.mask": DOC, "doc.npy": b"\x93NUMPY\x01\x00\x42\x00{'descr': '<i4', 'fortran_order': False, 'shape': (2,), '\x1b[2J': 1}\0\0\0\0\0\0\0\0"},
+         "fmc blockmask doc.mask --q-len 2 --input doc=@doc.npy"),
+    ]),
+    ("Writing files", "Outputs are written to a temporary file in the same folder and renamed into place when complete: "
+     "a failed write leaves an existing file as it was (a FIFO or device is written directly).", [
+        ("write_to_folder", "the output names a folder", {"c.mask": b"mask m = kv <= q;\n", "q.npy": npy("<f4", (1, 1, 2, 2), f32(4))},
+         "mkdir out.npy && fmc attend c.mask --q q.npy --k q.npy --v q.npy --out out.npy --device cpu"),
+        ("write_no_folder", "the output's folder does not exist", {"c.mask": b"mask m = kv <= q;\n"},
+         "fmc blockmask c.mask --q-len 8 --safetensors missing/m.safetensors"),
     ]),
     ("Attention (fmc attend)", "Q is [BATCH, HEADS, Q_LEN, D], K and V [BATCH, KV_HEADS, KV_LEN, D].", [
         ("attend_missing_array", "a required array flag is missing", {"c.mask": b"mask m = kv <= q;\n", "q.npy": npy("<f4", (1, 1, 2, 2), f32(4))},
@@ -187,6 +205,8 @@ SECTIONS = [
         ("zero_block", "a block size that is not positive", {"c.mask": b"mask m = kv <= q;\n"}, "fmc blockmask c.mask --q-len 8 --block 0"),
         ("q_len_missing", "--q-len is required", {"c.mask": b"mask m = kv <= q;\n"}, "fmc blockmask c.mask"),
         ("define_malformed", "-D without NAME=VALUE", {"c.mask": b"mask m = kv <= q;\n"}, "fmc blockmask c.mask --q-len 8 -D window"),
+        ("attend_two_stdin", "two of fmc attend's arrays are `-` (standard input)", {"c.mask": b"mask m = kv <= q;\n", "q.npy": npy("<f4", (1, 1, 2, 2), f32(4))},
+         "fmc attend c.mask --q - --k q.npy --v - --out o.npy < q.npy"),
         ("input_malformed", "--input with a malformed list", {"doc.mask": DOC}, "fmc blockmask doc.mask --q-len 2 --input doc=0,,1"),
         ("diagnostics_value", "--diagnostics is text or json", {"c.mask": b"mask m = kv <= q;\n"}, "fmc check --diagnostics xml c.mask"),
         ("format_value", "--format is text or json", {"c.mask": b"mask m = kv <= q;\n"}, "fmc blockmask c.mask --q-len 8 --format yaml"),

@@ -70,12 +70,30 @@ static fm_status moved(fm_diagnostics *diags, fmd_diags *scratch, fm_status st) 
     return st;
 }
 
+/* Whether an input has already taken standard input: the tools load their
+ * inputs one after another on one thread, and stdin can be read once. */
+static bool stdin_taken;
+
+/* path, or standard input for "-" (named "<stdin>" in messages). */
+static fm_status load_path_or_stdin(const char *path, fmr_npy *a, fmd_diags *d) {
+    if (strcmp(path, "-") != 0) return fmr_npy_load(path, a, d);
+    if (stdin_taken) {
+        memset(a, 0, sizeof *a);
+        fmd_diag_add(d, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
+                     "<stdin>: standard input was already read for another input; only one input "
+                     "may be '-'");
+        return FM_ERR_INVALID_ARGUMENT;
+    }
+    stdin_taken = true;
+    return fmr_npy_load_stream("<stdin>", stdin, a, d);
+}
+
 fm_status fmt_npy_load(const char *path, fmt_array *out, fm_diagnostics *diags) {
     memset(out, 0, sizeof *out);
     fmd_diags scratch;
     fmd_diags *d = fmr_diags_of(diags, &scratch);
     fmr_npy a;
-    fm_status st = fmr_npy_load(path, &a, d);
+    fm_status st = load_path_or_stdin(path, &a, d);
     if (st != FM_OK) return moved(diags, &scratch, st);
     out->dtype = fmr_npy_dtype_name(a.dtype);
     out->rank = a.rank;
@@ -106,7 +124,8 @@ bool fmt_npy_load_int32(const char *path, int32_t **data, size_t *rank, int64_t 
     fmd_diags d;
     fmd_diags_init(&d);
     fmr_npy a;
-    fm_status st = fmr_npy_load(path, &a, &d);
+    fm_status st = load_path_or_stdin(path, &a, &d);
+    if (strcmp(path, "-") == 0) path = "<stdin>";
     if (st != FM_OK) {
         first_message(&d, fm_status_string(st), err, err_size);
         fmd_diags_clear(&d);

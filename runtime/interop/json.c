@@ -2,7 +2,10 @@
  * long long (checked below), so every int64 is exact; the tree is copied
  * into the arena so that callers index arrays and objects directly and
  * free everything at once. */
+#define _POSIX_C_SOURCE 200809L /* strnlen */
 #include "runtime/interop/json.h"
+
+#include "dsl/diag.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -87,7 +90,11 @@ bool fmr_json_parse(const char *text, size_t len, fmr_json_doc *doc, char *err, 
                            &e);
     if (!j) {
         if (json_error_code(&e) == json_error_out_of_memory && oom) *oom = true;
-        snprintf(err, errlen, "byte %d: %s", e.position, e.text);
+        /* jansson quotes the offending bytes (a duplicate key, a bad token):
+         * escaped, so a crafted header cannot drive the terminal. */
+        char shown[4 * JSON_ERROR_TEXT_LENGTH + 1];
+        fmd_escape(shown, sizeof shown, e.text, strnlen(e.text, sizeof e.text));
+        snprintf(err, errlen, "byte %d: %s", e.position, shown);
         return false;
     }
     copier c = {&doc->arena, err, errlen, false};

@@ -17,14 +17,20 @@
  * FM_ERR_INVALID_ARGUMENT (a NULL pointer or a bad rank/dtype from the caller).
  *
  * Malformed input never makes a reader touch memory outside the buffer or
- * the allocation it made; nothing is allocated for the data before the file
- * is known to hold it (for regular files and memory buffers). */
+ * the allocation it made. The preamble and header are read and checked
+ * before anything else, so an input that is not a .npy file costs only its
+ * first bytes, stream or not; then exactly the data the header promises is
+ * read (less or more is an error). Nothing is allocated for the data before
+ * a regular file or memory buffer is known to hold it; a stream's buffer
+ * grows with the bytes that arrive. Text taken from the file (keys, dtypes)
+ * is escaped in messages (fmd_escape). */
 #ifndef FM_RUNTIME_NPY_H
 #define FM_RUNTIME_NPY_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dsl/diag.h"
 #include "flexmask.h"
@@ -72,8 +78,13 @@ const char *fmr_npy_dtype_descr(fmr_npy_dtype t);
 const char *fmr_npy_dtype_name(fmr_npy_dtype t);
 
 /* Reads the .npy file at path into *out (left zeroed on failure). Messages
- * name the file by path. */
+ * name the file by path. A path that is not a regular file (a pipe, FIFO,
+ * /dev/stdin, a device) is read as a stream. */
 fm_status fmr_npy_load(const char *path, fmr_npy *out, fmd_diags *diags);
+/* Reads one .npy image from f, from where it stands to its end: the
+ * image must end exactly where the stream does. name labels messages
+ * ("<stdin>"). f stays open. */
+fm_status fmr_npy_load_stream(const char *name, FILE *f, fmr_npy *out, fmd_diags *diags);
 /* Reads a .npy image of len bytes; name (NULL: "<memory>") is used in
  * messages. The whole buffer must be the file: trailing bytes are an error.
  * data is copied. */
@@ -83,7 +94,8 @@ void fmr_npy_free(fmr_npy *a);
 
 /* Writes a version 1.0 .npy file (header padded to 64 bytes, as numpy
  * does). data holds the product of shape elements of dtype in host byte
- * order, C order; rank may be 0. A partly written file is removed. */
+ * order, C order; rank may be 0. Written through file_io.h: a failed write
+ * leaves an existing file as it was. */
 fm_status fmr_npy_save(const char *path, fmr_npy_dtype dtype, size_t rank, const int64_t *shape,
                        const void *data, fmd_diags *diags);
 /* The same file image in memory: *out is malloc'd, *out_len its size. */

@@ -93,6 +93,15 @@ static fm_status parse_string(hparse *h, hstr *out, const char *what) {
     return FM_OK;
 }
 
+/* Keys and dtypes come from the file: at most their first 40 bytes are
+ * shown, escaped (a crafted key must not reach the terminal raw). */
+#define SHOWN_MAX 40
+#define ESCAPED_MAX (4 * SHOWN_MAX + 1)
+static const char *escaped(char buf[ESCAPED_MAX], hstr s) {
+    fmd_escape(buf, ESCAPED_MAX, s.p, s.len > SHOWN_MAX ? SHOWN_MAX : s.len);
+    return buf;
+}
+
 static bool str_is(hstr s, const char *w) {
     return s.len == strlen(w) && memcmp(s.p, w, s.len) == 0;
 }
@@ -201,16 +210,18 @@ static fm_status parse_dict(hparse *h, hstr *descr, fmr_npy_header *out) {
             seen = &seen_shape;
             st = parse_shape(h, out);
         } else {
+            char shown[ESCAPED_MAX];
             fmr_npy_error(h->diags,
-                          "%s: malformed header at byte %zu: unexpected key '%.*s' (a .npy header "
+                          "%s: malformed header at byte %zu: unexpected key '%s' (a .npy header "
                           "holds exactly 'descr', 'fortran_order' and 'shape')",
-                          h->name, h->base + key_at, (int)(key.len > 40 ? 40 : key.len), key.p);
+                          h->name, h->base + key_at, escaped(shown, key));
             return FM_ERR_FORMAT;
         }
         if (st) return st;
         if (*seen) {
-            fmr_npy_error(h->diags, "%s: malformed header at byte %zu: key '%.*s' appears twice",
-                          h->name, h->base + key_at, (int)key.len, key.p);
+            char shown[ESCAPED_MAX];
+            fmr_npy_error(h->diags, "%s: malformed header at byte %zu: key '%s' appears twice",
+                          h->name, h->base + key_at, escaped(shown, key));
             return FM_ERR_FORMAT;
         }
         *seen = true;
@@ -266,10 +277,11 @@ static fm_status parse_descr(hparse *h, hstr d, fmr_npy_dtype *out) {
                       d.p);
         return FM_ERR_FORMAT;
     }
+    char shown[ESCAPED_MAX];
     fmr_npy_error(h->diags,
-                  "%s: dtype '%.*s' is not supported (supported: bool, uint8, int32, int64, "
+                  "%s: dtype '%s' is not supported (supported: bool, uint8, int32, int64, "
                   "float16, float32, float64, little-endian)",
-                  h->name, (int)(d.len > 40 ? 40 : d.len), d.p);
+                  h->name, escaped(shown, d));
     return FM_ERR_UNSUPPORTED;
 }
 

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "runtime/api/api_internal.h"
+#include "runtime/interop/file_io.h"
 #include "runtime/interop/json.h"
 
 /* The reference implementation refuses headers above 100 MB. */
@@ -137,7 +138,7 @@ static void fill_row(const fmc_bm_lists *l, int64_t r, int64_t nkvb, int32_t *nu
 
 /* Writes n int32 little-endian: v's, or u8's widened (files hold every
  * input as int32, whatever its width in memory). */
-static bool write_le32(FILE *f, const int32_t *v, const uint8_t *u8, int64_t n) {
+static bool write_le32(fmr_out *o, const int32_t *v, const uint8_t *u8, int64_t n) {
     unsigned char buf[4096];
     int64_t i = 0;
     while (i < n) {
@@ -149,7 +150,7 @@ static bool write_le32(FILE *f, const int32_t *v, const uint8_t *u8, int64_t n) 
             buf[k + 2] = (unsigned char)(x >> 16);
             buf[k + 3] = (unsigned char)(x >> 24);
         }
-        if (fwrite(buf, 1, k, f) != k) return false;
+        if (!fmr_out_write(o, buf, k)) return false;
     }
     return true;
 }
@@ -178,7 +179,6 @@ FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, co
                        malloc((size_t)(rows * bm->nkvb) * 4)};
     uint8_t *mark = malloc((size_t)bm->nkvb);
     char *header = NULL;
-    FILE *f = NULL;
     fm_status st = FM_OK;
     if (!t || !num[0] || !num[1] || !idx[0] || !idx[1] || !mark) {
         st = FM_ERR_NO_MEMORY;
@@ -222,23 +222,25 @@ FM_API fm_status fm_blockmask_save_safetensors(const fm_blockmask *blockmask, co
         st = FM_ERR_NO_MEMORY;
         goto done;
     }
-    f = fopen(path, "wb");
-    if (!f) {
-        fmr_error(diags, "cannot write '%s': %s", path, strerror(errno));
+    /* Through a temporary: a failed write leaves an existing file as it was. */
+    fmr_out o;
+    if (!fmr_out_open(&o, path)) {
+        fmr_error(diags, "%s: %s", path, o.error);
         st = FM_ERR_IO;
         goto done;
     }
     unsigned char lenbuf[8];
     for (int k = 0; k < 8; k++)
         lenbuf[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
-    bool ok = fwrite(lenbuf, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
+    bool ok = fmr_out_write(&o, lenbuf, 8) && fmr_out_write(&o, header, hlen);
     for (size_t i = 0; i < nt && ok; i++)
-        ok = write_le32(f, t[i].data, t[i].bytes, t[i].count);
-    if (fclose(f) != 0) ok = false;
-    f = NULL;
+        ok = write_le32(&o, t[i].data, t[i].bytes, t[i].count);
+    if (!ok)
+        fmr_out_abort(&o);
+    else
+        ok = fmr_out_commit(&o);
     if (!ok) {
-        fmr_error(diags, "cannot write '%s': %s", path, strerror(errno));
-        remove(path);
+        fmr_error(diags, "%s: %s", path, o.error);
         st = FM_ERR_IO;
     }
 done:
@@ -282,6 +284,25 @@ static bool parse_int(const char *s, size_t len, int64_t *out) {
     return true;
 }
 
+/* Names and values from the header, shown in messages: escaped (a crafted
+ * file must not drive the terminal) and cut to max bytes. */
+#define SHOWN_BUF(max) (4 * (max) + 1)
+#define SHOWN(buf, str, max) (fmd_escape(buf, sizeof buf, str, strnlen(str, max)), buf)
+
+/* A name from the header that reaches another module's messages (a mask,
+ * param or input name, the source's file name): one whose bytes need
+ * escaping (or that holds a NUL) is passed escaped. Such a name is never an
+ * identifier, so it matches nothing either way; the message then shows it
+ * safely. *tmp (freed by the caller) holds the copy. */
+static const char *plain_name(const char *str, size_t len, char **tmp) {
+    *tmp = NULL;
+    if (!fmd_needs_escape(str, len)) return str;
+    *tmp = malloc(4 * len + 1);
+    if (!*tmp) return "?";
+    fmd_escape(*tmp, 4 * len + 1, str, len);
+    return *tmp;
+}
+
 /* The string metadata value of key, or NULL with a message. */
 static const fmr_json *meta_string(st_reader *r, const char *key) {
     const fmr_json *v = fmr_json_get(r->meta, key);
@@ -293,8 +314,9 @@ static bool meta_int(st_reader *r, const char *key, int64_t lo, int64_t hi, int6
     const fmr_json *v = meta_string(r, key);
     if (!v) return false;
     if (!parse_int(v->str, v->len, out) || *out < lo || *out > hi) {
-        fmr_error(r->diags, "%s: metadata \"%s\" is \"%.40s\", not an integer in [%lld, %lld]", r->name,
-            key, v->str, (long long)lo, (long long)hi);
+        char shown[SHOWN_BUF(40)];
+        fmr_error(r->diags, "%s: metadata \"%s\" is \"%s\", not an integer in [%lld, %lld]", r->name,
+            key, SHOWN(shown, v->str, 40), (long long)lo, (long long)hi);
         return false;
     }
     return true;
@@ -302,8 +324,10 @@ static bool meta_int(st_reader *r, const char *key, int64_t lo, int64_t hi, int6
 
 /* An int32 tensor: checks dtype, rank, that its offsets lie in the data
  * and agree with its shape. want[k] < 0 takes any size (written to dims). */
-static bool get_tensor(st_reader *r, const char *key, const fmr_json *t, size_t rank, int64_t *dims,
-                       const unsigned char **bytes) {
+static bool get_tensor(st_reader *r, const char *name, const fmr_json *t, size_t rank,
+                       int64_t *dims, const unsigned char **bytes) {
+    char key[SHOWN_BUF(64)];
+    SHOWN(key, name, 64);
     if (!t) {
         fmr_error(r->diags, "%s: there is no tensor \"%s\"", r->name, key);
         return false;
@@ -324,8 +348,9 @@ static bool get_tensor(st_reader *r, const char *key, const fmr_json *t, size_t 
         return false;
     }
     if (strcmp(dt->str, "I32") != 0) {
-        fmr_error(r->diags, "%s: tensor \"%s\" has dtype %.16s; flexmask writes and reads I32 (int32)",
-            r->name, key, dt->str);
+        char shown[SHOWN_BUF(16)];
+        fmr_error(r->diags, "%s: tensor \"%s\" has dtype %s; flexmask writes and reads I32 (int32)",
+            r->name, key, SHOWN(shown, dt->str, 16));
         return false;
     }
     if (sh->count != rank) {
@@ -392,8 +417,9 @@ static bool check_tensor_set(st_reader *r) {
         if (!off || off->kind != FMR_JSON_ARRAY || off->count != 2 ||
             off->items[0].kind != FMR_JSON_INT || off->items[1].kind != FMR_JSON_INT ||
             off->items[0].integer < 0 || off->items[1].integer < off->items[0].integer) {
-            fmr_error(r->diags, "%s: tensor \"%.64s\" has no valid data_offsets", r->name,
-                r->root->keys[i]);
+            char shown[SHOWN_BUF(64)];
+            fmr_error(r->diags, "%s: tensor \"%s\" has no valid data_offsets", r->name,
+                SHOWN(shown, r->root->keys[i], 64));
             ok = false;
             break;
         }
@@ -517,9 +543,14 @@ static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, int6
     fm_program *prog = NULL;
     fm_mask *mask = NULL;
     fm_bindings *bind = NULL;
-    fm_status st =
-        fm_compile_string(sname ? sname->str : r->name, src->str, src->len, r->diags, &prog);
-    if (st == FM_OK) st = fm_mask_select(prog, mname->str, r->diags, &mask);
+    char *tmp;
+    const char *shown_name = sname ? plain_name(sname->str, sname->len, &tmp) : r->name;
+    fm_status st = fm_compile_string(shown_name, src->str, src->len, r->diags, &prog);
+    if (sname) free(tmp);
+    if (st == FM_OK) {
+        st = fm_mask_select(prog, plain_name(mname->str, mname->len, &tmp), r->diags, &mask);
+        free(tmp);
+    }
     if (st == FM_OK) st = fm_bindings_create(mask, &bind);
     for (size_t i = 0; st == FM_OK && i < r->meta->count; i++) {
         const char *key = r->meta->keys[i];
@@ -527,11 +558,14 @@ static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, int6
         int64_t v;
         const fmr_json *val = &r->meta->items[i];
         if (!parse_int(val->str, val->len, &v)) {
-            fmr_error(r->diags, "%s: metadata \"%.64s\" is \"%.40s\", not an integer", r->name, key,
-                val->str);
+            char k[SHOWN_BUF(64)], shown[SHOWN_BUF(40)];
+            fmr_error(r->diags, "%s: metadata \"%s\" is \"%s\", not an integer", r->name,
+                SHOWN(k, key, 64), SHOWN(shown, val->str, 40));
             st = FM_ERR_FORMAT;
         } else {
-            st = fm_bindings_set_param(bind, key + 6, v, r->diags);
+            st = fm_bindings_set_param(
+                bind, plain_name(key + 6, r->meta->key_lens[i] - 6, &tmp), v, r->diags);
+            free(tmp);
         }
     }
     for (size_t i = 0; st == FM_OK && i < r->root->count; i++) {
@@ -541,8 +575,9 @@ static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, int6
         const fmr_json *sh = fmr_json_get(t, "shape");
         size_t rank = sh && sh->kind == FMR_JSON_ARRAY ? sh->count : 0;
         if (rank < 1 || rank > FMD_MAX_RANK) {
-            fmr_error(r->diags, "%s: tensor \"%.64s\" must have rank 1 to %d", r->name, key,
-                FMD_MAX_RANK);
+            char shown[SHOWN_BUF(64)];
+            fmr_error(r->diags, "%s: tensor \"%s\" must have rank 1 to %d", r->name,
+                SHOWN(shown, key, 64), FMD_MAX_RANK);
             st = FM_ERR_FORMAT;
             break;
         }
@@ -562,7 +597,9 @@ static fm_status rebuild(st_reader *r, fm_shape s, int64_t bq, int64_t bkv, int6
         }
         for (int64_t k = 0; k < count; k++)
             vals[k] = (int32_t)le32(bytes + 4 * k);
-        st = fm_bindings_set_input(bind, key + 6, vals, rank, dims, FM_COPY, r->diags);
+        st = fm_bindings_set_input(bind, plain_name(key + 6, r->root->key_lens[i] - 6, &tmp), vals,
+                                   rank, dims, FM_COPY, r->diags);
+        free(tmp);
         free(vals);
     }
     /* A bound of 0 would mean none: an honest file that needed no
@@ -633,16 +670,18 @@ FM_API fm_status fm_blockmask_load_safetensors_memory(const char *name, const vo
     }
     for (size_t i = 0; i < r.meta->count; i++) {
         if (r.meta->items[i].kind != FMR_JSON_STRING) {
-            fmr_error(diags, "%s: metadata \"%.64s\" is %s; every metadata value is a string", name,
-                r.meta->keys[i], fmr_json_kind_name(r.meta->items[i].kind));
+            char shown[SHOWN_BUF(64)];
+            fmr_error(diags, "%s: metadata \"%s\" is %s; every metadata value is a string", name,
+                SHOWN(shown, r.meta->keys[i], 64), fmr_json_kind_name(r.meta->items[i].kind));
             goto done;
         }
     }
     for (size_t i = 0; i < r.root->count; i++) {
         if (!strcmp(r.root->keys[i], "__metadata__")) continue;
         if (r.root->items[i].kind != FMR_JSON_OBJECT) {
-            fmr_error(diags, "%s: tensor \"%.64s\" is %s, not an object", name, r.root->keys[i],
-                fmr_json_kind_name(r.root->items[i].kind));
+            char shown[SHOWN_BUF(64)];
+            fmr_error(diags, "%s: tensor \"%s\" is %s, not an object", name,
+                SHOWN(shown, r.root->keys[i], 64), fmr_json_kind_name(r.root->items[i].kind));
             goto done;
         }
     }
