@@ -35,6 +35,81 @@ static void memo_add(lowerer *L, const fmd_decl *d, int32_t guard, int32_t reg) 
     L->memo_head[d->kind][d->index] = (int32_t)L->nmemo++;
 }
 
+/* ---- one lowering per let: the widest guard that still reaches it -------- */
+
+/* Does evaluating e always evaluate let (or mask) d? Only the operands that
+ * e evaluates unconditionally count: every operand of arithmetic,
+ * comparisons, calls and reads, the first of && and ||, the condition of
+ * ?: and the operands both branches share; a folded constant evaluates
+ * nothing. References to other lets are not followed (the lowering stack
+ * does that: see widest_guard). Recurses only on real nesting; *budget
+ * bounds the nodes visited (false when it runs out: the answer is then
+ * "unsure", which only costs sharing). */
+static bool always_evaluates(const fmd_expr *e, const fmd_decl *d, size_t *budget) {
+    for (;;) {
+        if (!e || *budget == 0) return false;
+        --*budget;
+        if (e->is_const && (e->type == FMD_TYPE_INT || e->type == FMD_TYPE_BOOL)) return false;
+        switch (e->kind) {
+        case FMD_EXPR_NAME: return e->u.name.ref == FMD_REF_DECL && e->u.name.decl == d;
+        case FMD_EXPR_UNARY: e = e->u.unary.operand; continue;
+        case FMD_EXPR_CHAIN: {
+            size_t n = e->u.chain.count;
+            if (e->u.chain.prec == FMD_PREC_AND || e->u.chain.prec == FMD_PREC_OR) n = n ? 1 : 0;
+            for (size_t i = 0; i < n; i++)
+                if (always_evaluates(e->u.chain.operands[i], d, budget)) return true;
+            return false;
+        }
+        case FMD_EXPR_COND:
+            if (always_evaluates(e->u.cond.cond, d, budget)) return true;
+            if (!always_evaluates(e->u.cond.then_expr, d, budget)) return false;
+            e = e->u.cond.else_expr;
+            continue;
+        case FMD_EXPR_CALL:
+        case FMD_EXPR_INDEX: {
+            bool call = e->kind == FMD_EXPR_CALL;
+            size_t n = call ? e->u.call.count : e->u.index.count;
+            fmd_expr *const *args = call ? e->u.call.args : e->u.index.indices;
+            for (size_t i = 0; i < n; i++)
+                if (always_evaluates(args[i], d, budget)) return true;
+            return false;
+        }
+        default: return false;
+        }
+    }
+}
+
+/* The guard to lower let d under, asked for under `guard` by the top frame.
+ *
+ * The spec evaluates a let wherever one of its uses is reached. Lowering it
+ * once per guard of its uses doubles the program with each let of a chain
+ * used on both sides of a `?:` (or first in an `&&` and again after it), so
+ * instead the let is lowered once, under the guard of the outermost
+ * enclosing expression that always evaluates it: that guard is true exactly
+ * where one of the uses inside that expression is reached (never where
+ * none is, so a let that can fault is checked only where the spec
+ * evaluates it), and the uses inside, whose guards all imply it, share the
+ * one value through the memo. The guard register already exists (the
+ * enclosing expression is being lowered), so the IR stays in order.
+ *
+ * The walk goes down the stack while each frame's guard implies the one
+ * below (a child's guard is its parent's, or the parent's AND a
+ * condition); a let body lowered under a guard wider than its use's ends
+ * the walk, because frames below it do not cover all of its points. */
+static int32_t widest_guard(lowerer *L, const fmd_decl *d, int32_t guard) {
+    int32_t best = guard;
+    size_t budget = WIDEN_BUDGET;
+    for (size_t j = L->nstack - 1; j-- > 0 && budget > 0;) {
+        const frame *in = &L->stack[j + 1], *out = &L->stack[j];
+        budget--;
+        if (out->guard == GUARD_FALSE || !fmc_lw_implies(L, in->guard, out->guard)) break;
+        size_t before = budget;
+        if (always_evaluates(out->e, d, &budget)) best = out->guard;
+        L->work += before - budget;
+    }
+    return best;
+}
+
 /* ---- the expression machine --------------------------------------------- */
 
 enum { STEP_DONE, STEP_PUSH, STEP_FAIL };
@@ -118,16 +193,20 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
         if (!d->expr) return step_fail(L, e, "a declaration without an expression");
         if (f->stage == 0) {
             int32_t m = memo_find(L, d, f->guard);
+            if (m < 0) {
+                f->tmp[0] = widest_guard(L, d, f->guard);
+                if (f->tmp[0] != f->guard) m = memo_find(L, d, f->tmp[0]);
+            }
             if (m >= 0) {
                 *out = m;
                 return STEP_DONE;
             }
             f->stage = 1;
             *child = d->expr;
-            *child_guard = f->guard;
+            *child_guard = f->tmp[0];
             return STEP_PUSH;
         }
-        memo_add(L, d, f->guard, ret);
+        memo_add(L, d, f->tmp[0], ret);
         *out = ret;
         return STEP_DONE;
     }

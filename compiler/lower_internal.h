@@ -23,6 +23,7 @@
 #define LOWER_WORK_PER_BYTE 8
 #define IMPLY_BUDGET 64
 #define MEMO_SCAN 16
+#define WIDEN_BUDGET 4096 /* stack frames and AST nodes one widest_guard may visit */
 
 
 typedef struct memo_entry {
