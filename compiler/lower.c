@@ -79,6 +79,188 @@ static bool always_evaluates(const fmd_expr *e, const fmd_decl *d, size_t *budge
     }
 }
 
+/* ---- reach guards: where a let is used inside one declaration's body ----- */
+
+static int32_t lower_expr(lowerer *L, const fmd_expr *root, int32_t guard);
+
+enum { SCAN_LET = 1, SCAN_OTHER = 2 };
+
+/* Which lets e reads: SCAN_LET for d, SCAN_OTHER for any other let or mask,
+ * or when *budget runs out. */
+static int scan_refs(const fmd_expr *e, const fmd_decl *d, size_t *budget) {
+    if (!e) return 0;
+    if (*budget == 0) return SCAN_OTHER;
+    --*budget;
+    if (e->is_const && (e->type == FMD_TYPE_INT || e->type == FMD_TYPE_BOOL)) return 0;
+    int f = 0;
+    switch (e->kind) {
+    case FMD_EXPR_NAME:
+        if (e->u.name.ref != FMD_REF_DECL || !e->u.name.decl) return 0;
+        if (e->u.name.decl == d) return SCAN_LET;
+        return e->u.name.decl->kind == FMD_DECL_LET || e->u.name.decl->kind == FMD_DECL_MASK
+                   ? SCAN_OTHER
+                   : 0;
+    case FMD_EXPR_UNARY: return scan_refs(e->u.unary.operand, d, budget);
+    case FMD_EXPR_CHAIN:
+        for (size_t i = 0; i < e->u.chain.count && !(f & SCAN_OTHER); i++)
+            f |= scan_refs(e->u.chain.operands[i], d, budget);
+        return f;
+    case FMD_EXPR_COND:
+        f = scan_refs(e->u.cond.cond, d, budget);
+        if (!(f & SCAN_OTHER)) f |= scan_refs(e->u.cond.then_expr, d, budget);
+        if (!(f & SCAN_OTHER)) f |= scan_refs(e->u.cond.else_expr, d, budget);
+        return f;
+    case FMD_EXPR_CALL:
+    case FMD_EXPR_INDEX: {
+        bool call = e->kind == FMD_EXPR_CALL;
+        size_t n = call ? e->u.call.count : e->u.index.count;
+        fmd_expr *const *args = call ? e->u.call.args : e->u.index.indices;
+        for (size_t i = 0; i < n && !(f & SCAN_OTHER); i++) f |= scan_refs(args[i], d, budget);
+        return f;
+    }
+    default: return 0;
+    }
+}
+
+/* Lowers e on a stack of its own (the caller's frames stay as they are). */
+static int32_t lower_nested(lowerer *L, const fmd_expr *e, int32_t guard) {
+    frame *stack = L->stack;
+    size_t n = L->nstack, cap = L->stackcap;
+    L->stack = NULL;
+    L->nstack = L->stackcap = 0;
+    int32_t r = lower_expr(L, e, guard);
+    free(L->stack);
+    L->stack = stack;
+    L->nstack = n;
+    L->stackcap = cap;
+    return r;
+}
+
+/* The value of condition e, evaluated under g, for the guards of the uses
+ * of d after it; `reached` is where d is used inside e itself. A condition
+ * that reads d is lowered with d read as 0, and only where d is not used
+ * inside it: there its value cannot depend on d (the spec never evaluated
+ * d), and where d is used the reach guard is already true, whatever the
+ * guards after it say. Lowering it nowhere else also keeps its divisions
+ * and reads from faulting on the stand-in 0. GUARD_ERROR when e reads
+ * another let (whose lowering would need its own reach). */
+static int32_t reach_value(lowerer *L, const fmd_expr *e, int32_t g, int32_t reached,
+                           const fmd_decl *d, size_t *budget) {
+    if (g == GUARD_FALSE)
+        return fmc_lw_emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT, 0,
+                                 e->span);
+    int f = scan_refs(e, d, budget);
+    if (f & SCAN_OTHER) return GUARD_ERROR;
+    if (f & SCAN_LET) {
+        if (reached != GUARD_FALSE) {
+            int32_t n = fmc_lw_emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, reached, GUARD_NONE, e->span,
+                                     e->span);
+            g = fmc_lw_make_guard(L, g, n, e->span);
+            if (g == GUARD_ERROR) return GUARD_ERROR;
+        }
+        L->junk = d;
+    }
+    int32_t v = lower_nested(L, e, g);
+    L->junk = NULL;
+    return v < 0 ? GUARD_ERROR : v;
+}
+
+static int32_t reach_or(lowerer *L, int32_t a, int32_t b, int32_t g, fmd_span span) {
+    if (a == GUARD_ERROR || b == GUARD_ERROR) return GUARD_ERROR;
+    if (a == GUARD_FALSE) return b;
+    if (b == GUARD_FALSE || a == g) return a;
+    if (b == g) return b;
+    int32_t r = fmc_lw_emit2(L, FMC_OP_OR, FMD_TYPE_BOOL, a, b, GUARD_NONE, span, span, span);
+    return r < 0 ? GUARD_ERROR : r;
+}
+
+/* Where let d is used inside e, e being evaluated under g: g itself when
+ * always, GUARD_FALSE when never, otherwise the OR of the guards of its
+ * uses, built the way the expression machine builds them (so the
+ * conditions it lowers are shared with the real lowering). GUARD_ERROR
+ * when unsure: a condition reads another let, or *budget runs out. Uses
+ * inside other lets' bodies do not count. */
+static int32_t reach(lowerer *L, const fmd_expr *e, int32_t g, const fmd_decl *d,
+                     size_t *budget) {
+    if (g == GUARD_FALSE || !e) return GUARD_FALSE;
+    if (g == GUARD_ERROR || *budget == 0) return GUARD_ERROR;
+    --*budget;
+    if (e->is_const && (e->type == FMD_TYPE_INT || e->type == FMD_TYPE_BOOL)) return GUARD_FALSE;
+    int32_t r = GUARD_FALSE;
+    switch (e->kind) {
+    case FMD_EXPR_NAME:
+        return e->u.name.ref == FMD_REF_DECL && e->u.name.decl == d ? g : GUARD_FALSE;
+    case FMD_EXPR_UNARY: return reach(L, e->u.unary.operand, g, d, budget);
+    case FMD_EXPR_CALL:
+    case FMD_EXPR_INDEX: {
+        bool call = e->kind == FMD_EXPR_CALL;
+        size_t n = call ? e->u.call.count : e->u.index.count;
+        fmd_expr *const *args = call ? e->u.call.args : e->u.index.indices;
+        for (size_t i = 0; i < n && r != g && r != GUARD_ERROR; i++)
+            r = reach_or(L, r, reach(L, args[i], g, d, budget), g, e->span);
+        return r;
+    }
+    case FMD_EXPR_CHAIN: {
+        fmd_expr *const *ops = e->u.chain.operands;
+        size_t n = e->u.chain.count;
+        bool and = e->u.chain.prec == FMD_PREC_AND;
+        if (!and && e->u.chain.prec != FMD_PREC_OR) {
+            for (size_t i = 0; i < n && r != g && r != GUARD_ERROR; i++)
+                r = reach_or(L, r, reach(L, ops[i], g, d, budget), g, e->span);
+            return r;
+        }
+        /* Operand i is evaluated where g holds and the operands before it
+         * combine to true (&&) or false (||), as in step(). */
+        int32_t acc = -1;
+        for (size_t i = 0; i < n; i++) {
+            int32_t gi = g;
+            if (i > 0) {
+                int64_t c;
+                fmd_span sofar = {ops[0]->span.start, ops[i - 1]->span.end};
+                if (fmc_lw_is_const(L, acc, &c)) {
+                    if (and ? !c : c) break;
+                } else {
+                    int32_t x = acc;
+                    if (!and)
+                        x = fmc_lw_emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, acc, GUARD_NONE, sofar,
+                                         sofar);
+                    gi = fmc_lw_make_guard(L, g, x, sofar);
+                }
+            }
+            int32_t ri = reach(L, ops[i], gi, d, budget);
+            r = reach_or(L, r, ri, g, e->span);
+            if (r == g || r == GUARD_ERROR || i + 1 == n) break;
+            int32_t v = reach_value(L, ops[i], gi, ri, d, budget);
+            if (v == GUARD_ERROR) return GUARD_ERROR;
+            acc = i == 0 ? v
+                         : fmc_lw_emit2(L, and ? FMC_OP_AND : FMC_OP_OR, FMD_TYPE_BOOL, acc, v,
+                                        GUARD_NONE, e->span, e->span, e->span);
+            if (acc < 0) return GUARD_ERROR;
+        }
+        return r;
+    }
+    case FMD_EXPR_COND: {
+        const fmd_expr *ce = e->u.cond.cond;
+        r = reach(L, ce, g, d, budget);
+        if (r == g || r == GUARD_ERROR) return r;
+        int32_t v = reach_value(L, ce, g, r, d, budget);
+        if (v == GUARD_ERROR) return GUARD_ERROR;
+        int64_t c;
+        if (fmc_lw_is_const(L, v, &c))
+            return reach_or(L, r,
+                            reach(L, c ? e->u.cond.then_expr : e->u.cond.else_expr, g, d, budget),
+                            g, e->span);
+        int32_t gt = fmc_lw_make_guard(L, g, v, ce->span);
+        r = reach_or(L, r, reach(L, e->u.cond.then_expr, gt, d, budget), g, e->span);
+        if (r == g || r == GUARD_ERROR) return r;
+        int32_t n = fmc_lw_emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, v, GUARD_NONE, ce->span, ce->span);
+        int32_t ge = fmc_lw_make_guard(L, g, n, ce->span);
+        return reach_or(L, r, reach(L, e->u.cond.else_expr, ge, d, budget), g, e->span);
+    }
+    default: return GUARD_ERROR;
+    }
+}
+
 /* The guard to lower let d under, asked for under `guard` by the top frame.
  *
  * The spec evaluates a let wherever one of its uses is reached. Lowering it
@@ -98,16 +280,40 @@ static bool always_evaluates(const fmd_expr *e, const fmd_decl *d, size_t *budge
  * the walk, because frames below it do not cover all of its points. */
 static int32_t widest_guard(lowerer *L, const fmd_decl *d, int32_t guard) {
     int32_t best = guard;
-    size_t budget = WIDEN_BUDGET;
+    size_t budget = WIDEN_BUDGET, at = L->nstack - 1;
     for (size_t j = L->nstack - 1; j-- > 0 && budget > 0;) {
         const frame *in = &L->stack[j + 1], *out = &L->stack[j];
         budget--;
         if (out->guard == GUARD_FALSE || !fmc_lw_implies(L, in->guard, out->guard)) break;
         size_t before = budget;
-        if (always_evaluates(out->e, d, &budget)) best = out->guard;
+        if (always_evaluates(out->e, d, &budget)) {
+            best = out->guard;
+            at = j;
+        }
         L->work += before - budget;
     }
-    return best;
+    /* Within the body that uses d (the frames above the innermost let or
+     * mask reference), the OR of the guards of all its uses there. */
+    size_t root = 0;
+    for (size_t j = L->nstack - 1; j-- > 0;) {
+        const fmd_expr *x = L->stack[j].e;
+        if (x->kind == FMD_EXPR_NAME && x->u.name.ref == FMD_REF_DECL && x->u.name.decl &&
+            (x->u.name.decl->kind == FMD_DECL_LET || x->u.name.decl->kind == FMD_DECL_MASK)) {
+            root = j + 1;
+            break;
+        }
+    }
+    const frame *rf = &L->stack[root];
+    if (at <= root || rf->guard == GUARD_FALSE) return best;
+    widen_entry *w = &L->widen[d->kind][d->index];
+    if (w->e != rf->e || w->at != rf->guard) {
+        size_t rb = WIDEN_BUDGET;
+        w->e = rf->e;
+        w->at = rf->guard;
+        w->guard = reach(L, rf->e, rf->guard, d, &rb);
+        L->work += WIDEN_BUDGET - rb;
+    }
+    return w->guard == GUARD_ERROR || w->guard == GUARD_FALSE ? best : w->guard;
 }
 
 /* ---- the expression machine --------------------------------------------- */
@@ -191,6 +397,11 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
         if (d->kind != FMD_DECL_LET && d->kind != FMD_DECL_MASK)
             return step_fail(L, e, "an input used as a value");
         if (!d->expr) return step_fail(L, e, "a declaration without an expression");
+        if (d == L->junk) {
+            *out = fmc_lw_emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT,
+                                     0, e->span);
+            return STEP_DONE;
+        }
         if (f->stage == 0) {
             int32_t m = memo_find(L, d, f->guard);
             if (m < 0) {
@@ -444,6 +655,8 @@ static bool setup(lowerer *L) {
     for (int k = 0; k < FMD_DECL_KIND_COUNT; k++) {
         size_t n = L->nkind[k] + 1;
         L->memo_head[k] = malloc(n * sizeof *L->memo_head[k]);
+        L->widen[k] = calloc(n, sizeof *L->widen[k]);
+        if (!L->widen[k]) return false;
         L->kind_decls[k] = calloc(n, sizeof *L->kind_decls[k]);
         if (!L->memo_head[k] || !L->kind_decls[k]) return false;
         for (size_t j = 0; j < n; j++) L->memo_head[k][j] = -1;
@@ -464,6 +677,7 @@ static void lowerer_free(lowerer *L) {
     free(L->stack);
     for (int k = 0; k < FMD_DECL_KIND_COUNT; k++) {
         free(L->memo_head[k]);
+        free(L->widen[k]);
         free(L->kind_decls[k]);
     }
 }

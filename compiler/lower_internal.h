@@ -17,8 +17,8 @@
  * long as the file-size limit allows (the language promises any length)
  * lowers: a chain term is at least three bytes and lowers to two or three
  * operations. */
-#define LOWER_MAX_INSNS (1u << 22)
-#define LOWER_MAX_WORK (1u << 25)
+#define LOWER_MAX_INSNS (1u << 18)
+#define LOWER_MAX_WORK (1u << 21)
 #define LOWER_INSNS_PER_BYTE 1
 #define LOWER_WORK_PER_BYTE 8
 #define IMPLY_BUDGET 64
@@ -39,6 +39,13 @@ typedef struct frame {
     int32_t tmp[FMD_MAX_RANK];
 } frame;
 
+/* The last guard widest_guard built for a let: reused while the uses it
+ * covers keep asking (an OR of guards is implied by none of them). */
+typedef struct widen_entry {
+    const fmd_expr *e; /* the body root it was built for */
+    int32_t at, guard; /* that frame's guard, and the result */
+} widen_entry;
+
 typedef struct lowerer {
     const fmd_program *ast;
     fmd_diags *diags;
@@ -51,6 +58,8 @@ typedef struct lowerer {
     memo_entry *memo;
     size_t nmemo, memocap;
     int32_t *memo_head[FMD_DECL_KIND_COUNT]; /* per decl kind, by decl->index */
+    widen_entry *widen[FMD_DECL_KIND_COUNT];  /* per decl kind, by decl->index */
+    const fmd_decl *junk; /* while building a reach guard: read as 0 (see lower.c) */
     size_t nkind[FMD_DECL_KIND_COUNT];
     const fmd_decl **kind_decls[FMD_DECL_KIND_COUNT];
     frame *stack;
