@@ -85,14 +85,14 @@ static int32_t lower_expr(lowerer *L, const fmd_expr *root, int32_t guard);
 
 enum { SCAN_LET = 1, SCAN_OTHER = 2 };
 
-/* Which lets e reads: SCAN_LET for d, SCAN_OTHER for any other let or mask,
- * or when *budget runs out. */
+/* Which lets e reads: SCAN_LET for d, SCAN_OTHER for any other let or mask
+ * (both when *budget runs out). */
 static int scan_refs(const fmd_expr *e, const fmd_decl *d, size_t *budget) {
     if (!e) return 0;
-    if (*budget == 0) return SCAN_OTHER;
+    if (*budget == 0) return SCAN_LET | SCAN_OTHER;
     --*budget;
     if (e->is_const && (e->type == FMD_TYPE_INT || e->type == FMD_TYPE_BOOL)) return 0;
-    int f = 0;
+    int f = 0, all = SCAN_LET | SCAN_OTHER;
     switch (e->kind) {
     case FMD_EXPR_NAME:
         if (e->u.name.ref != FMD_REF_DECL || !e->u.name.decl) return 0;
@@ -102,20 +102,20 @@ static int scan_refs(const fmd_expr *e, const fmd_decl *d, size_t *budget) {
                    : 0;
     case FMD_EXPR_UNARY: return scan_refs(e->u.unary.operand, d, budget);
     case FMD_EXPR_CHAIN:
-        for (size_t i = 0; i < e->u.chain.count && !(f & SCAN_OTHER); i++)
+        for (size_t i = 0; i < e->u.chain.count && f != all; i++)
             f |= scan_refs(e->u.chain.operands[i], d, budget);
         return f;
     case FMD_EXPR_COND:
         f = scan_refs(e->u.cond.cond, d, budget);
-        if (!(f & SCAN_OTHER)) f |= scan_refs(e->u.cond.then_expr, d, budget);
-        if (!(f & SCAN_OTHER)) f |= scan_refs(e->u.cond.else_expr, d, budget);
+        if (f != all) f |= scan_refs(e->u.cond.then_expr, d, budget);
+        if (f != all) f |= scan_refs(e->u.cond.else_expr, d, budget);
         return f;
     case FMD_EXPR_CALL:
     case FMD_EXPR_INDEX: {
         bool call = e->kind == FMD_EXPR_CALL;
         size_t n = call ? e->u.call.count : e->u.index.count;
         fmd_expr *const *args = call ? e->u.call.args : e->u.index.indices;
-        for (size_t i = 0; i < n && !(f & SCAN_OTHER); i++) f |= scan_refs(args[i], d, budget);
+        for (size_t i = 0; i < n && f != all; i++) f |= scan_refs(args[i], d, budget);
         return f;
     }
     default: return 0;
@@ -142,15 +142,22 @@ static int32_t lower_nested(lowerer *L, const fmd_expr *e, int32_t guard) {
  * inside it: there its value cannot depend on d (the spec never evaluated
  * d), and where d is used the reach guard is already true, whatever the
  * guards after it say. Lowering it nowhere else also keeps its divisions
- * and reads from faulting on the stand-in 0. GUARD_ERROR when e reads
- * another let (whose lowering would need its own reach). */
+ * and reads from faulting on the stand-in 0. A condition that reads other
+ * lets is lowered as it will be in place (they are memoized under the same
+ * guards, so the real lowering shares them), a few levels deep at most.
+ * In one that reads both d and other lets, d reads as 0 only where the
+ * condition names it: those lets are lowered for real (a few levels deep
+ * at most), since d inside their bodies is evaluated where they are.
+ * GUARD_ERROR when unsure. */
 static int32_t reach_value(lowerer *L, const fmd_expr *e, int32_t g, int32_t reached,
                            const fmd_decl *d, size_t *budget) {
     if (g == GUARD_FALSE)
         return fmc_lw_emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT, 0,
                                  e->span);
     int f = scan_refs(e, d, budget);
-    if (f & SCAN_OTHER) return GUARD_ERROR;
+    if ((f & SCAN_OTHER) && L->nest >= REACH_NEST_MAX) return GUARD_ERROR;
+    const fmd_decl *junk = L->junk;
+    bool miss = L->junk_miss;
     if (f & SCAN_LET) {
         if (reached != GUARD_FALSE) {
             int32_t n = fmc_lw_emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, reached, GUARD_NONE, e->span,
@@ -160,8 +167,13 @@ static int32_t reach_value(lowerer *L, const fmd_expr *e, int32_t g, int32_t rea
         }
         L->junk = d;
     }
+    L->nest++;
+    L->junk_miss = false;
     int32_t v = lower_nested(L, e, g);
-    L->junk = NULL;
+    L->nest--;
+    if (L->junk_miss) v = -1;
+    L->junk = junk;
+    L->junk_miss = miss;
     return v < 0 ? GUARD_ERROR : v;
 }
 
@@ -280,11 +292,13 @@ static int32_t reach(lowerer *L, const fmd_expr *e, int32_t g, const fmd_decl *d
  * the walk, because frames below it do not cover all of its points. */
 static int32_t widest_guard(lowerer *L, const fmd_decl *d, int32_t guard) {
     int32_t best = guard;
-    size_t budget = WIDEN_BUDGET, at = L->nstack - 1;
-    for (size_t j = L->nstack - 1; j-- > 0 && budget > 0;) {
+    size_t budget = WIDEN_BUDGET, at = L->nstack - 1, frames = WIDEN_FRAMES;
+    /* Only a frame whose guard is wider than the best so far can help;
+     * nothing is wider than no guard. */
+    for (size_t j = L->nstack - 1; j-- > 0 && budget > 0 && frames-- > 0 && best != GUARD_NONE;) {
         const frame *in = &L->stack[j + 1], *out = &L->stack[j];
-        budget--;
         if (out->guard == GUARD_FALSE || !fmc_lw_implies(L, in->guard, out->guard)) break;
+        if (out->guard == best) continue;
         size_t before = budget;
         if (always_evaluates(out->e, d, &budget)) {
             best = out->guard;
@@ -397,9 +411,27 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
         if (d->kind != FMD_DECL_LET && d->kind != FMD_DECL_MASK)
             return step_fail(L, e, "an input used as a value");
         if (!d->expr) return step_fail(L, e, "a declaration without an expression");
-        if (d == L->junk) {
-            *out = fmc_lw_emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT,
-                                     0, e->span);
+        if (L->junk) { /* a condition for a reach guard: see reach_value */
+            int32_t m = -1;
+            if (d == L->junk)
+                m = fmc_lw_emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT,
+                                      0, e->span);
+            else if ((m = memo_find(L, d, f->guard)) < 0 && L->nest < REACH_NEST_MAX) {
+                const fmd_decl *junk = L->junk;
+                L->junk = NULL;
+                L->nest++;
+                m = lower_nested(L, d->expr, f->guard);
+                L->nest--;
+                L->junk = junk;
+                if (m >= 0) memo_add(L, d, f->guard, m);
+            }
+            if (m < 0) {
+                if (L->oom || L->too_big || L->bad) return STEP_FAIL;
+                L->junk_miss = true;
+                m = fmc_lw_emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT,
+                                      0, e->span);
+            }
+            *out = m;
             return STEP_DONE;
         }
         if (f->stage == 0) {

@@ -23,7 +23,9 @@
 #define LOWER_WORK_PER_BYTE 8
 #define IMPLY_BUDGET 64
 #define MEMO_SCAN 16
-#define WIDEN_BUDGET 4096 /* stack frames and AST nodes one widest_guard may visit */
+#define REACH_NEST_MAX 2
+#define WIDEN_BUDGET 4096 /* AST nodes one widest_guard may visit */
+#define WIDEN_FRAMES 256  /* and stack frames */
 
 
 typedef struct memo_entry {
@@ -60,6 +62,8 @@ typedef struct lowerer {
     int32_t *memo_head[FMD_DECL_KIND_COUNT]; /* per decl kind, by decl->index */
     widen_entry *widen[FMD_DECL_KIND_COUNT];  /* per decl kind, by decl->index */
     const fmd_decl *junk; /* while building a reach guard: read as 0 (see lower.c) */
+    bool junk_miss;       /* ... and it met a let not lowered yet */
+    int nest;             /* conditions lowered ahead, one inside another */
     size_t nkind[FMD_DECL_KIND_COUNT];
     const fmd_decl **kind_decls[FMD_DECL_KIND_COUNT];
     frame *stack;
