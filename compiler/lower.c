@@ -1,11 +1,14 @@
 /* Lowering a checked AST to the guarded SSA IR, second half: the
  * expression machine, lets, and building the program.
  *
- * Expressions are lowered with an explicit work stack (lets inlined at each
- * use compose their nesting, so the C stack must not follow it). Lets and
- * masks are memoized per (declaration, guard). An operand that is
- * evaluated is never dropped, so dead-code elimination at the end cannot
- * remove a safety check. Instruction emission and sharing: lower_emit.c. */
+ * Expressions are lowered with an explicit work stack (a let's body is
+ * lowered where it is first used, so the nesting of lets composes, and the
+ * C stack must not follow it). Lets and masks are memoized per
+ * (declaration, guard), and each is lowered under the widest guard its
+ * uses allow (widest_guard), so a let is normally lowered once. An operand
+ * that is evaluated is never dropped, so dead-code elimination at the end
+ * cannot remove a safety check. Instruction emission and sharing:
+ * lower_emit.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -862,9 +865,10 @@ fmc_program *fmc_lower_why(const fmd_program *prog, const char *name, fmd_diags 
     }
     if (L.too_big)
         fmd_diag_add(diags, FMD_ERROR, prog->source, mask->name_span,
-                     "lets are inlined at every use; share work by restructuring the lets",
-                     "mask '%s' is too large after inlining its lets (limit %zu operations)",
-                     mask->name, L.max_insns);
+                     "a let is lowered once, unless its uses sit under conditions that read "
+                     "lets not lowered yet; then once per guard: restructure the lets",
+                     "mask '%s' is too large to lower (limit %zu operations)", mask->name,
+                     L.max_insns);
     else if (L.oom)
         fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
                      "out of memory while lowering mask '%s'", mask->name);

@@ -11,12 +11,15 @@
 #define GUARD_NONE (-1)
 #define GUARD_FALSE (-2) /* the code is never evaluated */
 #define GUARD_ERROR (-3) /* building the guard failed (out of memory, limits) */
-/* Lowering limits: against lets inlined under many guards (exponential
- * growth), never against long source. A program gets at least these, or
- * more in proportion to its source, so that a chain of ||, && or + as
- * long as the file-size limit allows (the language promises any length)
- * lowers: a chain term is at least three bytes and lowers to two or three
- * operations. */
+/* Lowering limits. Each let is lowered once, under the OR of its uses'
+ * guards (lower.c), so a program is linear in its file; the limits catch
+ * the lets that fall back to one copy per guard (uses under conditions
+ * that read lets not lowered yet), whose copies can double at each level
+ * of a chain: small enough that such a file is refused in well under a
+ * second and 64 MB. A program gets at least these, or more in proportion
+ * to its source, so that a chain of ||, && or + as long as the file-size
+ * limit allows (the language promises any length) lowers: a chain term is
+ * at least three bytes and lowers to two or three operations. */
 #define LOWER_MAX_INSNS (1u << 18)
 #define LOWER_MAX_WORK (1u << 21)
 #define LOWER_INSNS_PER_BYTE 1
