@@ -140,35 +140,40 @@ static int32_t lower_nested(lowerer *L, const fmd_expr *e, int32_t guard) {
 }
 
 /* The value of condition e, evaluated under g, for the guards of the uses
- * of d after it; `reached` is where d is used inside e itself. A condition
- * that reads d is lowered with d read as 0, and only where d is not used
- * inside it: there its value cannot depend on d (the spec never evaluated
- * d), and where d is used the reach guard is already true, whatever the
- * guards after it say. Lowering it nowhere else also keeps its divisions
- * and reads from faulting on the stand-in 0. A condition that reads other
- * lets is lowered as it will be in place (they are memoized under the same
- * guards, so the real lowering shares them), a few levels deep at most.
- * In one that reads both d and other lets, d reads as 0 only where the
- * condition names it: those lets are lowered for real (a few levels deep
- * at most), since d inside their bodies is evaluated where they are.
- * GUARD_ERROR when unsure. */
-static int32_t reach_value(lowerer *L, const fmd_expr *e, int32_t g, int32_t reached,
-                           const fmd_decl *d, size_t *budget) {
-    if (g == GUARD_FALSE)
-        return fmc_lw_emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT, 0,
-                                 e->span);
+ * of d after it. A condition that reads d is lowered with d read as 0:
+ * where d was not used before it (in evaluation order, e included), its
+ * value cannot depend on d (the spec has not evaluated d there), and where
+ * d was used, the reach guard is already true whatever the guards after
+ * it say. Those guards are then wrong there, so from the first such
+ * condition on, every condition is lowered only where d was not used yet
+ * (L->rsofar): its divisions and reads never run where the spec would not
+ * run them, or on the stand-in 0. A condition that reads other lets is
+ * lowered as it will be in place (they are memoized under the same guards,
+ * so the real lowering shares them), a few levels deep at most; in one
+ * that reads d too, d reads as 0 only where the condition names it, and
+ * the other lets are lowered for real (d inside their bodies is evaluated
+ * where they are). GUARD_ERROR when unsure. */
+static int32_t reach_value(lowerer *L, const fmd_expr *e, int32_t g, const fmd_decl *d,
+                           size_t *budget) {
     int f = scan_refs(e, d, budget);
     if ((f & SCAN_OTHER) && L->nest >= REACH_NEST_MAX) return GUARD_ERROR;
-    const fmd_decl *junk = L->junk;
-    bool miss = L->junk_miss;
-    if (f & SCAN_LET) {
-        if (reached != GUARD_FALSE) {
-            int32_t n = fmc_lw_emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, reached, GUARD_NONE, e->span,
+    if ((f & SCAN_LET) || L->rjunk) {
+        if (L->rsofar == GUARD_NONE) g = GUARD_FALSE;
+        else if (L->rsofar != GUARD_FALSE && g != GUARD_FALSE) {
+            int32_t n = fmc_lw_emit1(L, FMC_OP_NOT, FMD_TYPE_BOOL, L->rsofar, GUARD_NONE, e->span,
                                      e->span);
             g = fmc_lw_make_guard(L, g, n, e->span);
             if (g == GUARD_ERROR) return GUARD_ERROR;
         }
+    }
+    if (g == GUARD_FALSE)
+        return fmc_lw_emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT, 0,
+                                 e->span);
+    const fmd_decl *junk = L->junk;
+    bool miss = L->junk_miss;
+    if (f & SCAN_LET) {
         L->junk = d;
+        L->rjunk = true;
     }
     L->nest++;
     L->junk_miss = false;
@@ -204,7 +209,9 @@ static int32_t reach(lowerer *L, const fmd_expr *e, int32_t g, const fmd_decl *d
     int32_t r = GUARD_FALSE;
     switch (e->kind) {
     case FMD_EXPR_NAME:
-        return e->u.name.ref == FMD_REF_DECL && e->u.name.decl == d ? g : GUARD_FALSE;
+        if (e->u.name.ref != FMD_REF_DECL || e->u.name.decl != d) return GUARD_FALSE;
+        L->rsofar = reach_or(L, L->rsofar, g, GUARD_NONE, e->span);
+        return L->rsofar == GUARD_ERROR ? GUARD_ERROR : g;
     case FMD_EXPR_UNARY: return reach(L, e->u.unary.operand, g, d, budget);
     case FMD_EXPR_CALL:
     case FMD_EXPR_INDEX: {
@@ -245,7 +252,7 @@ static int32_t reach(lowerer *L, const fmd_expr *e, int32_t g, const fmd_decl *d
             int32_t ri = reach(L, ops[i], gi, d, budget);
             r = reach_or(L, r, ri, g, e->span);
             if (r == g || r == GUARD_ERROR || i + 1 == n) break;
-            int32_t v = reach_value(L, ops[i], gi, ri, d, budget);
+            int32_t v = reach_value(L, ops[i], gi, d, budget);
             if (v == GUARD_ERROR) return GUARD_ERROR;
             acc = i == 0 ? v
                          : fmc_lw_emit2(L, and ? FMC_OP_AND : FMC_OP_OR, FMD_TYPE_BOOL, acc, v,
@@ -258,7 +265,7 @@ static int32_t reach(lowerer *L, const fmd_expr *e, int32_t g, const fmd_decl *d
         const fmd_expr *ce = e->u.cond.cond;
         r = reach(L, ce, g, d, budget);
         if (r == g || r == GUARD_ERROR) return r;
-        int32_t v = reach_value(L, ce, g, r, d, budget);
+        int32_t v = reach_value(L, ce, g, d, budget);
         if (v == GUARD_ERROR) return GUARD_ERROR;
         int64_t c;
         if (fmc_lw_is_const(L, v, &c))
@@ -325,9 +332,15 @@ static int32_t widest_guard(lowerer *L, const fmd_decl *d, int32_t guard) {
     widen_entry *w = &L->widen[d->kind][d->index];
     if (w->e != rf->e || w->at != rf->guard) {
         size_t rb = WIDEN_BUDGET;
+        int32_t sofar = L->rsofar;
+        bool rjunk = L->rjunk;
+        L->rsofar = GUARD_FALSE;
+        L->rjunk = false;
         w->e = rf->e;
         w->at = rf->guard;
         w->guard = reach(L, rf->e, rf->guard, d, &rb);
+        L->rsofar = sofar;
+        L->rjunk = rjunk;
         L->work += WIDEN_BUDGET - rb;
     }
     return w->guard == GUARD_ERROR || w->guard == GUARD_FALSE ? best : w->guard;

@@ -66,6 +66,8 @@ typedef struct lowerer {
     widen_entry *widen[FMD_DECL_KIND_COUNT];  /* per decl kind, by decl->index */
     const fmd_decl *junk; /* while building a reach guard: read as 0 (see lower.c) */
     bool junk_miss;       /* ... and it met a let not lowered yet */
+    int32_t rsofar;       /* building a reach guard: where the uses so far are reached */
+    bool rjunk;           /* ... and a condition was lowered with the let read as 0 */
     int nest;             /* conditions lowered ahead, one inside another */
     size_t nkind[FMD_DECL_KIND_COUNT];
     const fmd_decl **kind_decls[FMD_DECL_KIND_COUNT];
