@@ -91,6 +91,13 @@ static const bm_case bm_cases[] = {
      "let d = 10 / (q - 3);\nlet e = d + kv;\n"
      "mask m = q == 3 ? kv > 1 : (e > 4 ? e < 9 : kv > 2 && e > 0);\n",
      {1, 1, 8, 8}, 4, 4, {NULL}, {0}, {{0}}, FM_OK, NULL},
+    /* test_spec's reference run: the reach guard of lb reads the first
+     * operand with lb as 0, so the guards after it were wrong where lb is
+     * used there, and the division was lowered under them. lb is true
+     * (Q_LEN <= 16), so the spec never divides. */
+    {"issue11_condition_after_a_stand_in_read",
+     "let lb = q < q + 21;\nmask m = ((Q_LEN > 16) ? false : lb) || q / kv > 0 || lb;\n",
+     {1, 1, 1, 9}, 4, 4, {NULL}, {0}, {{0}}, FM_OK, NULL},
     {"issue11_let_read_out_of_bounds_never_used",
      "input t[4];\nlet x = t[q];\nmask m = q < 4 ? x > 0 : kv > 9 ? x < 0 : false;\n",
      {1, 1, 8, 8}, 4, 4, {NULL}, {0}, {{"t", 4, 1, 1, {4}}}, FM_OK, NULL},
