@@ -1,5 +1,6 @@
-/* State shared by the two halves of lowering: instruction emission with
- * sharing (lower_emit.c) and the expression machine (lower.c). */
+/* State shared by the parts of lowering: instruction emission with sharing
+ * (lower_emit.c), the expression machine (lower.c) and the guards lets are
+ * lowered under (lower_reach.c). */
 #ifndef FM_COMPILER_LOWER_INTERNAL_H
 #define FM_COMPILER_LOWER_INTERNAL_H
 
@@ -93,6 +94,11 @@ int32_t fmc_lw_emit1(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t guard
                      fmd_span as);
 int32_t fmc_lw_emit2(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t b, int32_t guard,
                      fmd_span span, fmd_span as, fmd_span bs);
+/* The guard to lower let (or mask) d under when the top frame of the
+ * expression machine asks for it under `guard` (lower_reach.c). */
+int32_t fmc_lw_widest_guard(lowerer *L, const fmd_decl *d, int32_t guard);
+/* Lowers e under guard on a stack of its own, the machine's frames kept. */
+int32_t fmc_lw_lower_nested(lowerer *L, const fmd_expr *e, int32_t guard);
 /* The guard of code evaluated where g holds and x is true: GUARD_FALSE when
  * it never is, GUARD_ERROR on failure. */
 int32_t fmc_lw_make_guard(lowerer *L, int32_t g, int32_t x, fmd_span span);
