@@ -2,8 +2,9 @@
  *
  * A program is a flat list of instructions in SSA form: instruction i
  * computes register i from registers < i, so every evaluator is one loop
- * and nothing recurses. Lets and masks are inlined; common subexpressions
- * are shared; literal arithmetic is folded.
+ * and nothing recurses. Lets and masks are lowered where they are used,
+ * once (under the OR of their uses' guards) where that can be built;
+ * common subexpressions are shared; literal arithmetic is folded.
  *
  * Short-circuit semantics (`&&`, `||`, `?:`) are carried by guards, not by
  * control flow: an instruction that can break a safety rule (an array read,
@@ -126,7 +127,7 @@ fmc_program *fmc_lower(const fmd_program *prog, const char *name, fmd_diags *dia
 typedef enum fmc_lower_failure {
     FMC_LOWER_OK,
     FMC_LOWER_INVALID,   /* no such mask, or the mask is not a checked bool */
-    FMC_LOWER_LIMIT,     /* too large after inlining its lets */
+    FMC_LOWER_LIMIT,     /* too large once lowered (lowering limits) */
     FMC_LOWER_NO_MEMORY,
 } fmc_lower_failure;
 /* fmc_lower, also saying why it failed (why may be NULL). */

@@ -1,11 +1,14 @@
 /* Lowering a checked AST to the guarded SSA IR, second half: the
  * expression machine, lets, and building the program.
  *
- * Expressions are lowered with an explicit work stack (lets inlined at each
- * use compose their nesting, so the C stack must not follow it). Lets and
- * masks are memoized per (declaration, guard). An operand that is
- * evaluated is never dropped, so dead-code elimination at the end cannot
- * remove a safety check. Instruction emission and sharing: lower_emit.c. */
+ * Expressions are lowered with an explicit work stack (a let's body is
+ * lowered where it is first used, so the nesting of lets composes, and the
+ * C stack must not follow it). Lets and masks are memoized per
+ * (declaration, guard), and each is lowered under the widest guard its
+ * uses allow (lower_reach.c), so a let is normally lowered once. An operand
+ * that is evaluated is never dropped, so dead-code elimination at the end
+ * cannot remove a safety check. Instruction emission and sharing:
+ * lower_emit.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,18 +119,45 @@ static int step(lowerer *L, frame *f, int32_t ret, int32_t *out, const fmd_expr 
         if (d->kind != FMD_DECL_LET && d->kind != FMD_DECL_MASK)
             return step_fail(L, e, "an input used as a value");
         if (!d->expr) return step_fail(L, e, "a declaration without an expression");
+        if (L->junk) { /* a condition for a reach guard: see reach_value */
+            int32_t m = -1;
+            if (d == L->junk)
+                m = fmc_lw_emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT,
+                                      0, e->span);
+            else if ((m = memo_find(L, d, f->guard)) < 0 && L->nest < REACH_NEST_MAX) {
+                const fmd_decl *junk = L->junk;
+                L->junk = NULL;
+                L->nest++;
+                m = fmc_lw_lower_nested(L, d->expr, f->guard);
+                L->nest--;
+                L->junk = junk;
+                if (m >= 0) memo_add(L, d, f->guard, m);
+            }
+            if (m < 0) {
+                if (L->oom || L->too_big || L->bad) return STEP_FAIL;
+                L->junk_miss = true;
+                m = fmc_lw_emit_const(L, e->type == FMD_TYPE_BOOL ? FMD_TYPE_BOOL : FMD_TYPE_INT,
+                                      0, e->span);
+            }
+            *out = m;
+            return STEP_DONE;
+        }
         if (f->stage == 0) {
             int32_t m = memo_find(L, d, f->guard);
+            if (m < 0) {
+                f->tmp[0] = fmc_lw_widest_guard(L, d, f->guard);
+                if (f->tmp[0] != f->guard) m = memo_find(L, d, f->tmp[0]);
+            }
             if (m >= 0) {
                 *out = m;
                 return STEP_DONE;
             }
             f->stage = 1;
             *child = d->expr;
-            *child_guard = f->guard;
+            *child_guard = f->tmp[0];
             return STEP_PUSH;
         }
-        memo_add(L, d, f->guard, ret);
+        memo_add(L, d, f->tmp[0], ret);
         *out = ret;
         return STEP_DONE;
     }
@@ -311,6 +341,20 @@ static int32_t lower_expr(lowerer *L, const fmd_expr *root, int32_t guard) {
     }
 }
 
+/* Lowers e on a stack of its own (the caller's frames stay as they are). */
+int32_t fmc_lw_lower_nested(lowerer *L, const fmd_expr *e, int32_t guard) {
+    frame *stack = L->stack;
+    size_t n = L->nstack, cap = L->stackcap;
+    L->stack = NULL;
+    L->nstack = L->stackcap = 0;
+    int32_t r = lower_expr(L, e, guard);
+    free(L->stack);
+    L->stack = stack;
+    L->nstack = n;
+    L->stackcap = cap;
+    return r;
+}
+
 /* ---- building the program ------------------------------------------------ */
 
 static char *dupstr(const char *s) {
@@ -365,6 +409,8 @@ static bool setup(lowerer *L) {
     for (int k = 0; k < FMD_DECL_KIND_COUNT; k++) {
         size_t n = L->nkind[k] + 1;
         L->memo_head[k] = malloc(n * sizeof *L->memo_head[k]);
+        L->widen[k] = calloc(n, sizeof *L->widen[k]);
+        if (!L->widen[k]) return false;
         L->kind_decls[k] = calloc(n, sizeof *L->kind_decls[k]);
         if (!L->memo_head[k] || !L->kind_decls[k]) return false;
         for (size_t j = 0; j < n; j++) L->memo_head[k][j] = -1;
@@ -385,6 +431,7 @@ static void lowerer_free(lowerer *L) {
     free(L->stack);
     for (int k = 0; k < FMD_DECL_KIND_COUNT; k++) {
         free(L->memo_head[k]);
+        free(L->widen[k]);
         free(L->kind_decls[k]);
     }
 }
@@ -537,9 +584,10 @@ fmc_program *fmc_lower_why(const fmd_program *prog, const char *name, fmd_diags 
     }
     if (L.too_big)
         fmd_diag_add(diags, FMD_ERROR, prog->source, mask->name_span,
-                     "lets are inlined at every use; share work by restructuring the lets",
-                     "mask '%s' is too large after inlining its lets (limit %zu operations)",
-                     mask->name, L.max_insns);
+                     "a let is lowered once, unless its uses sit under conditions that read "
+                     "lets not lowered yet; then once per guard: restructure the lets",
+                     "mask '%s' is too large to lower (limit %zu operations)", mask->name,
+                     L.max_insns);
     else if (L.oom)
         fmd_diag_add(diags, FMD_ERROR, NULL, (fmd_span){0, 0}, NULL,
                      "out of memory while lowering mask '%s'", mask->name);

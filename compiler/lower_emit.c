@@ -36,17 +36,14 @@ static bool same_key(const fmc_insn *a, const fmc_insn *b) {
     return true;
 }
 
-/* Does guard g being true imply guard g0 is true? Walks the conjunction
- * tree under g a bounded number of steps (false when unsure). */
-bool fmc_lw_implies(const lowerer *L, int32_t g, int32_t g0) {
-    if (g0 == GUARD_NONE || g == g0) return true;
-    if (g < 0) return false;
+/* Is g0 one of the conjuncts of g (g itself, or under its ANDs)? */
+static bool conjunct_of(const lowerer *L, int32_t g, int32_t g0, int *budget) {
     int32_t todo[IMPLY_BUDGET];
-    int n = 0, seen = 0;
+    int n = 0;
     todo[n++] = g;
-    while (n > 0 && seen < IMPLY_BUDGET) {
+    while (n > 0 && *budget > 0) {
         int32_t r = todo[--n];
-        seen++;
+        --*budget;
         if (r == g0) return true;
         const fmc_insn *x = &L->insns[r];
         if (x->op == FMC_OP_AND && n + 2 <= IMPLY_BUDGET) {
@@ -55,6 +52,28 @@ bool fmc_lw_implies(const lowerer *L, int32_t g, int32_t g0) {
         }
     }
     return false;
+}
+
+static bool implies(const lowerer *L, int32_t g, int32_t g0, int *budget) {
+    if (g0 == GUARD_NONE || g == g0) return true;
+    if (g < 0 || g0 < 0) return false;
+    if (conjunct_of(L, g, g0, budget)) return true;
+    /* A let's guard may be an OR of its uses' guards (lower.c), and those
+     * ANDs of conditions: g implies it when it implies one side of an OR,
+     * or both sides of an AND. */
+    const fmc_insn *x = &L->insns[g0];
+    if (*budget <= 0 || (x->op != FMC_OP_OR && x->op != FMC_OP_AND)) return false;
+    --*budget;
+    if (x->op == FMC_OP_OR)
+        return implies(L, g, x->args[0], budget) || implies(L, g, x->args[1], budget);
+    return implies(L, g, x->args[0], budget) && implies(L, g, x->args[1], budget);
+}
+
+/* Does guard g being true imply guard g0 is true? A bounded walk over the
+ * ANDs and ORs of both (false when unsure). */
+bool fmc_lw_implies(const lowerer *L, int32_t g, int32_t g0) {
+    int budget = IMPLY_BUDGET;
+    return implies(L, g, g0, &budget);
 }
 
 static bool ht_grow(lowerer *L) {

@@ -1,5 +1,6 @@
-/* State shared by the two halves of lowering: instruction emission with
- * sharing (lower_emit.c) and the expression machine (lower.c). */
+/* State shared by the parts of lowering: instruction emission with sharing
+ * (lower_emit.c), the expression machine (lower.c) and the guards lets are
+ * lowered under (lower_reach.c). */
 #ifndef FM_COMPILER_LOWER_INTERNAL_H
 #define FM_COMPILER_LOWER_INTERNAL_H
 
@@ -11,18 +12,24 @@
 #define GUARD_NONE (-1)
 #define GUARD_FALSE (-2) /* the code is never evaluated */
 #define GUARD_ERROR (-3) /* building the guard failed (out of memory, limits) */
-/* Lowering limits: against lets inlined under many guards (exponential
- * growth), never against long source. A program gets at least these, or
- * more in proportion to its source, so that a chain of ||, && or + as
- * long as the file-size limit allows (the language promises any length)
- * lowers: a chain term is at least three bytes and lowers to two or three
- * operations. */
-#define LOWER_MAX_INSNS (1u << 22)
-#define LOWER_MAX_WORK (1u << 25)
+/* Lowering limits. Each let is lowered once, under the OR of its uses'
+ * guards (lower.c), so a program is linear in its file; the limits catch
+ * the lets that fall back to one copy per guard (uses under conditions
+ * that read lets not lowered yet), whose copies can double at each level
+ * of a chain: small enough that such a file is refused in well under a
+ * second and 64 MB. A program gets at least these, or more in proportion
+ * to its source, so that a chain of ||, && or + as long as the file-size
+ * limit allows (the language promises any length) lowers: a chain term is
+ * at least three bytes and lowers to two or three operations. */
+#define LOWER_MAX_INSNS (1u << 18)
+#define LOWER_MAX_WORK (1u << 21)
 #define LOWER_INSNS_PER_BYTE 1
 #define LOWER_WORK_PER_BYTE 8
 #define IMPLY_BUDGET 64
 #define MEMO_SCAN 16
+#define REACH_NEST_MAX 2
+#define WIDEN_BUDGET 4096 /* AST nodes one widest_guard may visit */
+#define WIDEN_FRAMES 256  /* and stack frames */
 
 
 typedef struct memo_entry {
@@ -38,6 +45,13 @@ typedef struct frame {
     int32_t tmp[FMD_MAX_RANK];
 } frame;
 
+/* The last guard widest_guard built for a let: reused while the uses it
+ * covers keep asking (an OR of guards is implied by none of them). */
+typedef struct widen_entry {
+    const fmd_expr *e; /* the body root it was built for */
+    int32_t at, guard; /* that frame's guard, and the result */
+} widen_entry;
+
 typedef struct lowerer {
     const fmd_program *ast;
     fmd_diags *diags;
@@ -50,6 +64,12 @@ typedef struct lowerer {
     memo_entry *memo;
     size_t nmemo, memocap;
     int32_t *memo_head[FMD_DECL_KIND_COUNT]; /* per decl kind, by decl->index */
+    widen_entry *widen[FMD_DECL_KIND_COUNT];  /* per decl kind, by decl->index */
+    const fmd_decl *junk; /* while building a reach guard: read as 0 (see lower.c) */
+    bool junk_miss;       /* ... and it met a let not lowered yet */
+    int32_t rsofar;       /* building a reach guard: where the uses so far are reached */
+    bool rjunk;           /* ... and a condition was lowered with the let read as 0 */
+    int nest;             /* conditions lowered ahead, one inside another */
     size_t nkind[FMD_DECL_KIND_COUNT];
     const fmd_decl **kind_decls[FMD_DECL_KIND_COUNT];
     frame *stack;
@@ -74,6 +94,11 @@ int32_t fmc_lw_emit1(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t guard
                      fmd_span as);
 int32_t fmc_lw_emit2(lowerer *L, fmc_op op, fmd_type t, int32_t a, int32_t b, int32_t guard,
                      fmd_span span, fmd_span as, fmd_span bs);
+/* The guard to lower let (or mask) d under when the top frame of the
+ * expression machine asks for it under `guard` (lower_reach.c). */
+int32_t fmc_lw_widest_guard(lowerer *L, const fmd_decl *d, int32_t guard);
+/* Lowers e under guard on a stack of its own, the machine's frames kept. */
+int32_t fmc_lw_lower_nested(lowerer *L, const fmd_expr *e, int32_t guard);
 /* The guard of code evaluated where g holds and x is true: GUARD_FALSE when
  * it never is, GUARD_ERROR on failure. */
 int32_t fmc_lw_make_guard(lowerer *L, int32_t g, int32_t x, fmd_span span);

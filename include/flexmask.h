@@ -127,8 +127,8 @@ typedef struct fm_mask fm_mask;
 
 /* Selects mask `name` (NULL: the last mask of the file) and lowers it. The
  * mask is independent of the program afterwards. FM_ERR_NOT_FOUND when there
- * is no such mask; FM_ERR_LIMIT when it is too large once its lets are
- * inlined (a located message says so). Free with fm_mask_free. */
+ * is no such mask; FM_ERR_LIMIT when it is too large once lowered (a
+ * located message says so). Free with fm_mask_free. */
 FM_API fm_status fm_mask_select(const fm_program *program, const char *name,
                                 fm_diagnostics *diags, fm_mask **out);
 FM_API void fm_mask_free(fm_mask *mask);

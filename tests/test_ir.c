@@ -180,6 +180,59 @@ static void test_lower_deep_lets(void **state) {
     free(src);
 }
 
+/* Issue 11, finding 5: a let used under two guards is one value, computed
+ * where either use is reached, not one copy per guard. */
+static void test_lower_let_once_under_two_guards(void **state) {
+    (void)state;
+    static const char *const masks[] = {
+        "mask m = kv > 2 ? x > 0 : x < 5;\n",               /* both branches */
+        "mask m = kv > 2 ? x > 0 : kv < 1 ? x < 5 : false;\n", /* an OR of two guards */
+        "mask m = (kv > 2 && x > 0) || (q < 1 && x < 5);\n", /* the second guard reads x */
+        "mask m = c && x > 0 || !c && x < 5;\n",             /* a named condition */
+    };
+    for (size_t i = 0; i < sizeof masks / sizeof *masks; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "input t[KV_LEN];\nlet x = t[kv] / (q - 3);\nlet c = q > kv;\n%s",
+                 masks[i]);
+        prog c = compile(src);
+        if (count_op(c.p, FMC_OP_DIV) != 1 || count_op(c.p, FMC_OP_LOAD) != 1)
+            fail_msg("%s: %d divisions, %d reads", masks[i], count_op(c.p, FMC_OP_DIV),
+                     count_op(c.p, FMC_OP_LOAD));
+        /* Guarded (never evaluated everywhere), except where every point
+         * reaches a use (the first mask's condition is always evaluated). */
+        const fmc_insn *div = find_op(c.p, FMC_OP_DIV);
+        if (i > 0) assert_true(div->guard >= 0);
+        else assert_int_equal(div->guard, -1);
+        prog_free(&c);
+    }
+}
+
+/* Each let of a chain is lowered once: the program grows with the chain,
+ * whatever guards its lets are used under. */
+static void test_lower_let_chains_linear(void **state) {
+    (void)state;
+    static const char *const bodies[] = {
+        "kv > %d ? l%d : l%d + 1",
+        "kv > %d ? l%d / 2 : q > 3 ? l%d + 1 : 0",
+        "(kv > %d && l%d > 0) || (q < 3 && l%d < 3) ? kv : q",
+    };
+    for (size_t k = 0; k < sizeof bodies / sizeof *bodies; k++) {
+        size_t cap = 1 << 16, n = 0;
+        char *src = malloc(cap);
+        n += (size_t)snprintf(src + n, cap - n, "let l0 = q - kv;\n");
+        for (int i = 1; i < 60; i++) {
+            n += (size_t)snprintf(src + n, cap - n, "let l%d = ", i);
+            n += (size_t)snprintf(src + n, cap - n, bodies[k], i, i - 1, i - 1);
+            n += (size_t)snprintf(src + n, cap - n, ";\n");
+        }
+        n += (size_t)snprintf(src + n, cap - n, "mask m = l59 > 0;\n");
+        prog c = compile(src);
+        if (c.p->count > 60 * 16) fail_msg("%s: %zu instructions", bodies[k], c.p->count);
+        prog_free(&c);
+        free(src);
+    }
+}
+
 /* ---- interpreters ------------------------------------------------------------- */
 
 static bool eval1(const fmc_program *p, const fmc_env *env, int64_t q, int64_t kv,
@@ -469,6 +522,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_lower_slots_and_reads),
         cmocka_unit_test(test_lower_errors),
         cmocka_unit_test(test_lower_deep_lets),
+        cmocka_unit_test(test_lower_let_once_under_two_guards),
+        cmocka_unit_test(test_lower_let_chains_linear),
         cmocka_unit_test(test_floor_semantics),
         cmocka_unit_test(test_min_max_abs_select),
         cmocka_unit_test(test_guards_accept_reject),

@@ -10,9 +10,14 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "testutil.h"
 
+#include "compiler/ir.h"
 #include "flexmask.h"
+#include "runtime/api/api_internal.h"
 
 /* Compiles text; returns the status and the rendered diagnostics. */
 static fm_status compile(const char *text, size_t len, char **msgs, fm_program **out) {
@@ -316,6 +321,178 @@ static void test_longest_chain_builds(void **state) {
     free(src);
 }
 
+/* ---- let chains (issue 11, finding 5) ---------------------------------------- */
+
+/* Let chains as mask generators write them: each let uses the one before
+ * it under guards (both branches of a ?:, an OR of guards, after a
+ * condition that reads it, with named conditions). Inlined per guard they
+ * doubled at each let: a 21-let file took seconds and hundreds of MB to
+ * be refused. Lowered once each, they are accepted, and the program is
+ * linear in the file. {i} is the let's number, {p} the let before it;
+ * `pre` is a let declared before each. */
+typedef struct chain_kind {
+    const char *pre, *body;
+    bool refused; /* past the limit even so (see docs/reliability.md) */
+} chain_kind;
+
+static const chain_kind chain_kinds[] = {
+    {NULL, "kv > {i} ? {p} : {p} + 1", false},
+    {NULL, "{p} > {i} && kv < {i} || kv > {p} ? kv : q", false},
+    {NULL, "q > {i} && {p} % 7 == 0 || {p} > 3 ? {p} : {p} + 1", false},
+    {NULL, "kv > {i} ? {p} / 2 : q > {i} ? {p} + 1 : 0", false},
+    {NULL, "(kv > {i} && {p} > 0) || (q < {i} && {p} < 3) ? {p} + 1 : kv", false},
+    {"let c{i} = q > {i} && kv < q;", "(c{i} && {p} > 1) || (!c{i} && {p} < 3) ? {p} + 1 : kv",
+     false},
+    /* A condition read after the first use that names a let not yet
+     * lowered: the reach guard gives up, copies double, the limit refuses. */
+    {"let d{i} = kv < {i};", "(kv > {i} && {p} > 0 && d{i}) || {p} < 3 ? {p} + 1 : kv", true},
+};
+
+static size_t put_template(char *dst, size_t cap, const char *t, int i) {
+    size_t n = 0;
+    for (; *t; t++) {
+        int w;
+        if (!strncmp(t, "{i}", 3)) w = snprintf(dst + n, cap - n, "%d", i), t += 2;
+        else if (!strncmp(t, "{p}", 3)) w = snprintf(dst + n, cap - n, "a%d", i - 1), t += 2;
+        else w = snprintf(dst + n, cap - n, "%c", *t);
+        n += (size_t)w;
+        if (n >= cap) return cap;
+    }
+    return n;
+}
+
+/* A chain of lets of kind k, as many as fit in `bytes` (or `lets`). */
+static char *chain_source(const chain_kind *k, int lets, size_t bytes, int *made) {
+    size_t cap = bytes + 256, n = 0;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    n += (size_t)snprintf(s, cap, "let a0 = q;\n");
+    int i = 1;
+    for (; lets ? i <= lets : n + 200 < bytes; i++) {
+        if (k->pre) {
+            n += put_template(s + n, cap - n, k->pre, i);
+            n += (size_t)snprintf(s + n, cap - n, "\n");
+        }
+        n += (size_t)snprintf(s + n, cap - n, "let a%d = ", i);
+        n += put_template(s + n, cap - n, k->body, i);
+        n += (size_t)snprintf(s + n, cap - n, ";\n");
+        assert_true(n + 100 < cap);
+    }
+    snprintf(s + n, cap - n, "mask m = a%d > 0;\n", i - 1);
+    *made = i - 1;
+    return s;
+}
+
+/* Lowers the file's last mask: the instruction count, or -1 when the
+ * lowering limit refuses it (then *msg holds the message). */
+static long lowered_size(const char *src, char **msg) {
+    fm_diagnostics *d = fm_diagnostics_create();
+    fm_program *prog = NULL;
+    fm_mask *m = NULL;
+    assert_int_equal(fm_compile_string("t.mask", src, strlen(src), d, &prog), FM_OK);
+    fm_status st = fm_mask_select(prog, NULL, d, &m);
+    long size = -1;
+    if (st == FM_OK) {
+        fmd_diags dd;
+        fmd_diags_init(&dd);
+        fmc_program *p = fmc_lower(prog->ast, NULL, &dd);
+        assert_non_null(p);
+        size = (long)p->count;
+        fmc_program_free(p);
+        fmd_diags_clear(&dd);
+    } else {
+        if (st != FM_ERR_LIMIT) tu_fail_with(st, d, "lowering a let chain");
+        *msg = fm_diagnostics_format(d, false);
+    }
+    fm_mask_free(m);
+    fm_program_free(prog);
+    fm_diagnostics_free(d);
+    return size;
+}
+
+static void test_let_chains_lower_once(void **state) {
+    (void)state;
+    static const int lets[] = {21, 40, 100};
+    for (size_t k = 0; k < sizeof chain_kinds / sizeof *chain_kinds; k++) {
+        const chain_kind *ck = &chain_kinds[k];
+        for (size_t j = 0; j < sizeof lets / sizeof *lets; j++) {
+            int made;
+            char *src = chain_source(ck, lets[j], (size_t)lets[j] * 128, &made);
+            char *msg = NULL;
+            long size = lowered_size(src, &msg);
+            if (ck->refused) {
+                assert_int_equal(size, -1);
+                assert_non_null(strstr(msg, "error: mask 'm' is too large"));
+            } else if (size < 0 || (size_t)size > 2 * strlen(src)) {
+                fail_msg("%s, %d lets, %zu bytes: %ld instructions", ck->body, made, strlen(src),
+                         size);
+            }
+            fm_free(msg);
+            free(src);
+        }
+    }
+}
+
+/* The same kinds grown to 64 KB: each accepted with a program linear in
+ * the file, or refused by the limit; prints the time each took. */
+static void test_let_chains_64k(void **state) {
+    (void)state;
+    for (size_t k = 0; k < sizeof chain_kinds / sizeof *chain_kinds; k++) {
+        const chain_kind *ck = &chain_kinds[k];
+        int made;
+        char *src = chain_source(ck, 0, 64 << 10, &made);
+        char *msg = NULL;
+        double t0 = now();
+        long size = lowered_size(src, &msg);
+        printf("    %zu bytes, %d lets of '%s': %ld instructions, %.2f s\n", strlen(src), made,
+               ck->body, size, now() - t0);
+        if (ck->refused) assert_int_equal(size, -1);
+        else assert_true(size > 0 && (size_t)size <= 2 * strlen(src));
+        fm_free(msg);
+        free(src);
+    }
+}
+
+/* fmc check lowers every mask as a build selects it, so it refuses what a
+ * build refuses, with the same message. */
+static void test_check_reports_lowering_limit(void **state) {
+    (void)state;
+    int made;
+    char *src = chain_source(&chain_kinds[sizeof chain_kinds / sizeof *chain_kinds - 1], 21, 4096,
+                             &made);
+    char path[] = "/tmp/fm_limits_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs(src, f);
+    fclose(f);
+    char *out[2] = {NULL, NULL};
+    int rc[2];
+    const char *cmds[2] = {"check", "blockmask --q-len 8"};
+    for (int i = 0; i < 2; i++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "'%s' %s '%s' 2>&1", FM_FMC_PATH, cmds[i], path);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        size_t cap = 1 << 16, n = 0;
+        out[i] = calloc(cap, 1);
+        assert_non_null(out[i]);
+        while (n + 1 < cap && (size_t)(n += fread(out[i] + n, 1, cap - 1 - n, p)) < cap - 1 &&
+               !feof(p))
+            ;
+        rc[i] = pclose(p);
+    }
+    unlink(path);
+    assert_true(WIFEXITED(rc[0]) && WEXITSTATUS(rc[0]) == 1);
+    assert_true(WIFEXITED(rc[1]) && WEXITSTATUS(rc[1]) == 1);
+    if (!strstr(out[0], "error: mask 'm' is too large") || strcmp(out[0], out[1]) != 0)
+        fail_msg("fmc check said:\n%s\nfmc blockmask said:\n%s", out[0], out[1]);
+    free(out[0]);
+    free(out[1]);
+    free(src);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_declaration_limit),
@@ -327,6 +504,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_input_dims_limit),
         cmocka_unit_test(test_dense_export_limit),
         cmocka_unit_test(test_longest_chain_builds),
+        cmocka_unit_test(test_let_chains_lower_once),
+        cmocka_unit_test(test_let_chains_64k),
+        cmocka_unit_test(test_check_reports_lowering_limit),
     };
     return TU_RUN(tests, argc, argv);
 }

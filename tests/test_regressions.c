@@ -69,6 +69,41 @@ static const bm_case bm_cases[] = {
      "mask m1 = m0 && ((11 <= ((p1) != 0 ? (q) % (p1) : 4)) ? (min(Q_LEN, q) >= (-(-2))) "
      ": !(q / 5 <= kv / 1));\n",
      {1, 2, 293, 32}, 39, 20, {"p1"}, {INT64_MIN}, {{0}}, FM_OK, NULL},
+    /* Issue 11, finding 5: a let is lowered once, under the OR of its
+     * uses' guards, and is still evaluated (and checked) only where one
+     * of its uses is reached. d divides by zero at q = 3. */
+    {"issue11_let_only_where_used",
+     "let d = 10 / (q - 3);\nmask m = q != 3 && d > 0;\n",
+     {1, 1, 8, 8}, 4, 4, {NULL}, {0}, {{0}}, FM_OK, NULL},
+    {"issue11_let_first_operand_evaluated",
+     "let d = 10 / (q - 3);\nmask m = d > 0 || true;\n",
+     {1, 1, 8, 8}, 4, 4, {NULL}, {0}, {{0}}, FM_ERR_SAFETY, "is zero at q=3"},
+    {"issue11_let_under_two_guards",
+     "let d = 10 / (q - 3);\nmask m = q < 3 ? d > 0 : q > 3 ? d < kv : false;\n",
+     {1, 1, 8, 8}, 4, 4, {NULL}, {0}, {{0}}, FM_OK, NULL},
+    {"issue11_let_after_a_condition_that_reads_it",
+     "let d = 10 / (q - 3);\nmask m = (q > 3 && d > 0) || (q < 3 && d < kv);\n",
+     {1, 1, 8, 8}, 4, 4, {NULL}, {0}, {{0}}, FM_OK, NULL},
+    {"issue11_let_reached_by_a_later_use",
+     "let d = 10 / (q - 3);\nmask m = (q > 3 && d > 0) || (q < 4 && d < kv);\n",
+     {1, 1, 8, 8}, 4, 4, {NULL}, {0}, {{0}}, FM_ERR_SAFETY, "is zero at q=3"},
+    {"issue11_let_of_a_let",
+     "let d = 10 / (q - 3);\nlet e = d + kv;\n"
+     "mask m = q == 3 ? kv > 1 : (e > 4 ? e < 9 : kv > 2 && e > 0);\n",
+     {1, 1, 8, 8}, 4, 4, {NULL}, {0}, {{0}}, FM_OK, NULL},
+    /* test_spec's reference run: the reach guard of lb reads the first
+     * operand with lb as 0, so the guards after it were wrong where lb is
+     * used there, and the division was lowered under them. lb is true
+     * (Q_LEN <= 16), so the spec never divides. */
+    {"issue11_condition_after_a_stand_in_read",
+     "let lb = q < q + 21;\nmask m = ((Q_LEN > 16) ? false : lb) || q / kv > 0 || lb;\n",
+     {1, 1, 1, 9}, 4, 4, {NULL}, {0}, {{0}}, FM_OK, NULL},
+    {"issue11_let_read_out_of_bounds_never_used",
+     "input t[4];\nlet x = t[q];\nmask m = q < 4 ? x > 0 : kv > 9 ? x < 0 : false;\n",
+     {1, 1, 8, 8}, 4, 4, {NULL}, {0}, {{"t", 4, 1, 1, {4}}}, FM_OK, NULL},
+    {"issue11_let_read_out_of_bounds_used",
+     "input t[4];\nlet x = t[q];\nmask m = q < 4 ? x > 0 : kv > 6 ? x < 0 : false;\n",
+     {1, 1, 8, 8}, 4, 4, {NULL}, {0}, {{"t", 4, 1, 1, {4}}}, FM_ERR_SAFETY, "has length 4"},
 };
 
 static void check_blockmask_case(const bm_case *c) {
