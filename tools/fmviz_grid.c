@@ -153,6 +153,7 @@ void fmv_print_wrapped(const fmviz *v, int indent, const char *text) {
         const char *w = p;
         while (*w == ' ')
             w++;
+        if (!*w) break;
         const char *e = w;
         while (*e && *e != ' ')
             e++;
