@@ -14,6 +14,7 @@
 #include <cairo-svg.h>
 #include <cairo.h>
 #include <errno.h>
+#include <fontconfig/fontconfig.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -615,6 +616,10 @@ int fmviz_write_image(const fmviz *v, const char *path, int format) {
     free(buf.data);
     int drawn = p.drawn;
     free_panels(&p, wanted);
+    /* Drop cairo's font caches and fontconfig's state, which it would
+     * keep to the end: leak checkers (valgrind, LeakSanitizer) count them. */
+    cairo_debug_reset_static_data();
+    FcFini();
     if (!ok) return fmcli_input_error(&v->c, NULL, "%s", err);
     printf("wrote %s: %.0fx%.0f %s, %d panel%s (b, h order, %d per row), %s\n", path, p.w, p.h,
            format == FMV_FORMAT_PNG ? "pixels" : "points", drawn, drawn == 1 ? "" : "s", p.per_row,
