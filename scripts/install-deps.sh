@@ -10,9 +10,10 @@ command -v flex >/dev/null 2>&1 || need+=(flex)
 command -v bison >/dev/null 2>&1 || need+=(bison)
 [ -f /usr/include/cmocka.h ] || need+=(libcmocka-dev)
 # libpng: test_cli reads fmviz's PNGs back; cairo draws fmviz's images,
-# with DejaVu Sans for their text.
+# their text with FreeType from the DejaVu Sans files.
 [ -f /usr/include/png.h ] || need+=(libpng-dev)
 [ -f /usr/include/cairo/cairo.h ] || need+=(libcairo2-dev)
+[ -f /usr/include/freetype2/ft2build.h ] || need+=(libfreetype-dev)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 [ -f /usr/include/omp.h ] || ls /usr/lib/gcc/*/*/include/omp.h >/dev/null 2>&1 || need+=(libgomp1)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)

@@ -10,11 +10,13 @@
  * Every coordinate is a whole pixel, and nothing is scaled, so a line is
  * as thin in the SVG (whatever renders it) as in the PNG. */
 #define _POSIX_C_SOURCE 200809L
+#include <cairo-ft.h>
 #include <cairo-pdf.h>
 #include <cairo-svg.h>
 #include <cairo.h>
 #include <errno.h>
-#include <fontconfig/fontconfig.h>
+#include <ft2build.h>
+#include FT_FREETYPE_H
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@
 #define MAX_SIDE 30000 /* below cairo's image limit of 32767 */
 #define MARGIN 16.0
 #define FONT "DejaVu Sans"
+#define FONT_DIR "/usr/share/fonts/truetype/dejavu/"
 
 typedef struct panel {
     int64_t b, h;
@@ -54,9 +57,50 @@ typedef struct picture {
 
 /* ---- text ---------------------------------------------------------------- */
 
+/* DejaVu Sans read straight from its files (scripts/install-deps.sh
+ * installs them): the same letters on every machine, and no fontconfig,
+ * whose caches outlive the program (leak checkers count them). Where the
+ * files are missing, cairo's own lookup of the family by name. */
+static FT_Library ft_lib;
+static cairo_font_face_t *faces[2];
+static const cairo_user_data_key_t face_key;
+
+static void done_face(void *face) {
+    FT_Done_Face(face);
+}
+
+static void fonts_open(void) {
+    static const char *const file[2] = {FONT_DIR "DejaVuSans.ttf", FONT_DIR "DejaVuSans-Bold.ttf"};
+    if (FT_Init_FreeType(&ft_lib)) return;
+    for (int i = 0; i < 2; i++) {
+        FT_Face face;
+        if (FT_New_Face(ft_lib, file[i], 0, &face)) continue;
+        faces[i] = cairo_ft_font_face_create_for_ft_face(face, 0);
+        if (cairo_font_face_set_user_data(faces[i], &face_key, face, done_face)) {
+            cairo_font_face_destroy(faces[i]);
+            faces[i] = NULL;
+            FT_Done_Face(face);
+        }
+    }
+}
+
+static void fonts_close(void) {
+    for (int i = 0; i < 2; i++) {
+        if (faces[i]) cairo_font_face_destroy(faces[i]);
+        faces[i] = NULL;
+    }
+    /* Scaled fonts cached by cairo hold the faces until this. */
+    cairo_debug_reset_static_data();
+    if (ft_lib) FT_Done_FreeType(ft_lib);
+    ft_lib = NULL;
+}
+
 static void font(cairo_t *cr, double size, bool bold) {
-    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL,
-                           bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
+    if (faces[bold])
+        cairo_set_font_face(cr, faces[bold]);
+    else
+        cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL,
+                               bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, size);
 }
 
@@ -552,6 +596,7 @@ int fmviz_write_image(const fmviz *v, const char *path, int format) {
         p.panels[i].b = i / v->stored_heads;
         p.panels[i].h = i % v->stored_heads;
     }
+    fonts_open();
     cairo_surface_t *scratch = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
     cairo_t *cr = cairo_create(scratch);
     plan_layout(&p, cr);
@@ -585,6 +630,7 @@ int fmviz_write_image(const fmviz *v, const char *path, int format) {
     p.h = ceil(MARGIN + p.title_h + (double)p.rows * p.cell_h + p.legend_h + MARGIN);
     if (!ok) {
         free_panels(&p, wanted);
+        fonts_close();
         fmcli_error(&v->c, NULL, "the BlockMask could not be read or evaluated (a bug)");
         return 4;
     }
@@ -616,10 +662,7 @@ int fmviz_write_image(const fmviz *v, const char *path, int format) {
     free(buf.data);
     int drawn = p.drawn;
     free_panels(&p, wanted);
-    /* Drop cairo's font caches and fontconfig's state, which it would
-     * keep to the end: leak checkers (valgrind, LeakSanitizer) count them. */
-    cairo_debug_reset_static_data();
-    FcFini();
+    fonts_close();
     if (!ok) return fmcli_input_error(&v->c, NULL, "%s", err);
     printf("wrote %s: %.0fx%.0f %s, %d panel%s (b, h order, %d per row), %s\n", path, p.w, p.h,
            format == FMV_FORMAT_PNG ? "pixels" : "points", drawn, drawn == 1 ? "" : "s", p.per_row,
