@@ -89,9 +89,11 @@ static int eval_tile_row(const fmviz *v, worker *w, int64_t b, int64_t h, int64_
                 for (int64_t j = 0; j < n;) {
                     int64_t blk = (c0 + j) / bkv, stop = (blk + 1) * bkv - c0;
                     if (stop > n) stop = n;
-                    int64_t t = 0;
+                    uint32_t t = 0;
+                    const uint8_t *row = w->row;
+#pragma omp simd reduction(+ : t)
                     for (int64_t x = j; x < stop; x++)
-                        t += w->row[x];
+                        t += row[x];
                     if (q == q0 && (c0 + j) % bkv == 0) {
                         /* The tile's first position, by the other evaluator. */
                         bool val;
@@ -100,7 +102,7 @@ static int eval_tile_row(const fmviz *v, worker *w, int64_t b, int64_t h, int64_
                             return 1;
                         if (val != (w->row[j] != 0)) return 2;
                     }
-                    w->ntrue[blk] += t;
+                    w->ntrue[blk] += (int64_t)t;
                     j = stop;
                 }
             }
