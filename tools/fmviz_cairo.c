@@ -445,7 +445,9 @@ static int legend_items(const picture *p, legend_item *out) {
 
 static void legend_line(const picture *p, const legend_item *it, char *buf, size_t cap) {
     char n[32];
-    snprintf(buf, cap, "%s: %s %s", it->what, fmv_grouped(p->count[it->k], n), it->unit);
+    int one = p->count[it->k] == 1; /* "1 tile", not "1 tiles" */
+    snprintf(buf, cap, "%s: %s %.*s", it->what, fmv_grouped(p->count[it->k], n),
+             (int)strlen(it->unit) - one, it->unit);
 }
 
 /* ---- the whole picture --------------------------------------------------- */
