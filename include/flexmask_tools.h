@@ -86,4 +86,21 @@ typedef struct fmt_ptx_options {
 fm_status fmt_cuda_ptx_report(const fm_mask *mask, const fmt_ptx_options *opts, char **report,
                               fm_diagnostics *diags);
 
+/* ---- independent evaluation (fmviz --check) ---- */
+
+/* One thread's evaluator of a BlockMask's mask that never reads its tile
+ * lists or analysis: the vectorised row evaluator over up to max_n
+ * positions a call, and the point evaluator beside it for spot checks.
+ * NULL when out of memory. Not shared between threads. */
+typedef struct fmt_row_eval fmt_row_eval;
+fmt_row_eval *fmt_row_eval_create(const fm_blockmask *bm, int64_t max_n);
+void fmt_row_eval_free(fmt_row_eval *e);
+/* out[i] = the mask at (b, h, q, kv0 + i), 0 or 1, for i < n <= max_n.
+ * false at a point that breaks a safety rule. */
+bool fmt_row_eval_row(fmt_row_eval *e, int64_t b, int64_t h, int64_t q, int64_t kv0, int64_t n,
+                      uint8_t *out);
+/* The point evaluator at (b, h, q, kv); false as above. */
+bool fmt_row_eval_point(fmt_row_eval *e, int64_t b, int64_t h, int64_t q, int64_t kv,
+                        bool *value);
+
 #endif

@@ -66,7 +66,7 @@ for m in "${masks[@]}"; do
   expect 0 "$fmviz" "$m" "${shape[@]}" "${b[@]}" --check
 done
 expect 0 "$fmviz" examples/masks/document.mask --q-len 8 --block 4 --input doc=0,0,0,1,1,1,2,2 \
-  --png "$tmp/d.png" --svg "$tmp/d.svg"
+  --png "$tmp/d.png" --svg "$tmp/d.svg" --pdf "$tmp/d.pdf"
 expect 0 "$fmviz" examples/masks/sliding_window.mask --q-len 4096 --block 64 -D window=100
 
 # Attention on the CPU, from .npy files written here (float32, [1, 2, 8, 4]).

@@ -1,6 +1,8 @@
 /* fmviz: look at a BlockMask. A terminal picture of each stored slice and
  * its statistics, PNG/SVG images, and --check, which compares the
  * BlockMask with the mask evaluated at every position. */
+#include <langinfo.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,8 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: fmviz FILE --q-len N [flags] [--png OUT.png] [--svg OUT.svg] [--check]\n"
+            "usage: fmviz FILE --q-len N [flags] [--png OUT.png] [--svg OUT.svg] [--pdf OUT.pdf]\n"
+            "             [--check]\n"
             "\n"
             "Shows the BlockMask of a mask for one shape: which tiles of the attention\n"
             "matrix are full (the kernel computes them without evaluating the mask),\n"
@@ -27,27 +30,34 @@ static void usage(FILE *out) {
             "%s"
             "\n"
             "fmviz flags:\n"
-            "  --png FILE            write the picture as a PNG image\n"
-            "  --svg FILE            write the picture as an SVG image\n"
-            "                        (small shapes are drawn one pixel per position,\n"
-            "                        larger ones one cell per tile; the tile grid is drawn)\n"
-            "                        colours: green full, orange partial, grey empty;\n"
-            "                        per position, dark orange / pale yellow are true /\n"
-            "                        false positions of partial tiles, and red marks a\n"
-            "                        position that contradicts its tile's class\n"
+            "  --png FILE, --svg FILE, --pdf FILE\n"
+            "                        write the picture as an image: a title, one panel\n"
+            "                        per slice with position and block axes, a legend\n"
+            "                        with counts. Small shapes are drawn one square per\n"
+            "                        position, larger ones one cell per tile or group of\n"
+            "                        tiles (its most common class; a paler shade when its\n"
+            "                        tiles differ). Colours: green full, orange partial,\n"
+            "                        grey empty; per position, dark orange / pale yellow\n"
+            "                        are true / false positions of partial tiles, and red\n"
+            "                        marks a position that contradicts its tile's class\n"
+            "  --heads-shown N       draw the first N stored (batch, head) slices\n"
+            "                        (default 4)\n"
             "  --check               evaluate the mask at every position of every batch\n"
             "                        and head and compare with the BlockMask, tile by tile;\n"
             "                        prints each misclassified tile (exit 3) or\n"
             "                        'coverage ok: N tiles checked'; slow for large shapes\n"
             "  --width N             widest terminal picture, in cells (default: fits\n"
-            "                        the terminal, at most 96)\n"
+            "                        $COLUMNS or the terminal, at most 96); every line\n"
+            "                        fits $COLUMNS\n"
             "  --color auto|always|never  colours in the terminal picture (default auto:\n"
             "                        only when stdout is a terminal and NO_COLOR is unset)\n"
             "  --ascii               draw with # + . and an ASCII frame instead of\n"
-            "                        Unicode blocks (for terminals without UTF-8)\n"
+            "                        Unicode blocks (the default when the locale is\n"
+            "                        not UTF-8)\n"
             "  -h, --help            this text\n"
+            "  --version             the version\n"
             "\n"
-            "With --png or --svg the pictures go to the files and only the statistics\n"
+            "With --png, --svg or --pdf the pictures go to the files and only the statistics\n"
             "are printed; with --check only its result is printed.\n"
             "\n"
             "examples:\n"
@@ -64,22 +74,32 @@ static void usage(FILE *out) {
             fmcli_common_help, fmcli_share_dir());
 }
 
+/* $COLUMNS when set (as a shell or a test sets it), else the terminal's
+ * width, else 80. */
 static int terminal_width(void) {
-    struct winsize ws;
-    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        return ws.ws_col;
     const char *cols = getenv("COLUMNS");
     int n = cols ? atoi(cols) : 0;
-    return n > 0 ? n : 80;
+    if (n > 0) return n < 20 ? 20 : n > 4096 ? 4096 : n;
+    struct winsize ws;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col < 20 ? 20 : ws.ws_col;
+    return 80;
+}
+
+static bool utf8_locale(void) {
+    if (!setlocale(LC_CTYPE, "")) return false;
+    const char *cs = nl_langinfo(CODESET);
+    return cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"));
 }
 
 int main(int argc, char **argv) {
     fmviz v;
     memset(&v, 0, sizeof v);
     fmcli_init(&v.c, "fmviz", argc, argv);
-    const char *png = NULL, *svg = NULL, *color = "auto";
+    const char *png = NULL, *svg = NULL, *pdf = NULL, *color = "auto";
     bool check = false;
     int64_t width = 0;
+    v.heads_shown = 4;
     int rc = 0;
     for (int i = 1; i < argc && !rc;) {
         const char *arg = argv[i];
@@ -94,6 +114,20 @@ int main(int argc, char **argv) {
             rc = fmcli_stdout_status(&v.c, 0);
             fmcli_free(&v.c);
             return rc;
+        } else if (!strcmp(arg, "--version")) {
+            printf("fmviz %s (mask language %d)\n", fm_version(), FM_LANGUAGE_VERSION);
+            rc = fmcli_stdout_status(&v.c, 0);
+            fmcli_free(&v.c);
+            return rc;
+        } else if (fmcli_is_flag(arg, "--pdf")) {
+            if (!(pdf = fmcli_flag_value(&v.c, "--pdf", argc, argv, &i))) rc = FMCLI_EXIT_USAGE;
+        } else if (fmcli_is_flag(arg, "--heads-shown")) {
+            if (!(val = fmcli_flag_value(&v.c, "--heads-shown", argc, argv, &i)))
+                rc = FMCLI_EXIT_USAGE;
+            else if (!fmcli_parse_int(val, &v.heads_shown) || v.heads_shown < 1 ||
+                     v.heads_shown > 256)
+                rc = fmcli_usage_error(&v.c, "--heads-shown must be an integer from 1 to 256, got '%s'",
+                                       val);
         } else if (fmcli_is_flag(arg, "--png")) {
             if (!(png = fmcli_flag_value(&v.c, "--png", argc, argv, &i))) rc = FMCLI_EXIT_USAGE;
         } else if (fmcli_is_flag(arg, "--svg")) {
@@ -137,15 +171,16 @@ int main(int argc, char **argv) {
         const char *no_color = getenv("NO_COLOR");
         v.color = !strcmp(color, "always") ||
                   (!strcmp(color, "auto") && isatty(STDOUT_FILENO) && !(no_color && *no_color));
-        /* Room for the row labels and the frame. */
-        int avail = terminal_width() - 18;
-        v.max_cols = width ? (int)width : avail < 16 ? 16 : avail > 96 ? 96 : avail;
+        if (!utf8_locale()) v.ascii = true;
+        v.term_width = terminal_width();
+        v.max_cols = (int)width; /* 0: fit the terminal */
         v.max_rows = 64;
         /* Images are written first so that --check next to them still
          * leaves the pictures to look at when it finds a mismatch. */
-        if (png) rc = fmviz_write_png(&v, png);
-        if (svg && !rc) rc = fmviz_write_svg(&v, svg);
-        if (!rc && !png && !svg && !check) fmviz_print_picture(&v);
+        if (png) rc = fmviz_write_image(&v, png, FMV_FORMAT_PNG);
+        if (svg && !rc) rc = fmviz_write_image(&v, svg, FMV_FORMAT_SVG);
+        if (pdf && !rc) rc = fmviz_write_image(&v, pdf, FMV_FORMAT_PDF);
+        if (!rc && !png && !svg && !pdf && !check) fmviz_print_picture(&v);
         if (!rc && !check && !fmviz_print_stats(&v)) rc = FMCLI_EXIT_INPUT;
         if (!rc && check) rc = fmviz_check(&v);
         rc = fmcli_stdout_status(&v.c, rc);

@@ -16,16 +16,27 @@ typedef struct fmviz {
     int64_t stored_batch, stored_heads; /* slices held: 1 where broadcast */
     bool color;                         /* ANSI colours in the terminal picture */
     bool ascii;                         /* plain ASCII glyphs and frame */
+    int term_width;                     /* columns every printed line fits in */
     int max_cols, max_rows;             /* terminal picture size in cells */
+    int64_t heads_shown;                /* panels drawn: the first stored slices */
 } fmviz;
 
 /* Tile classes, ordered so that a summary of several tiles can be taken
  * from counts. */
 enum { FMV_EMPTY = 0, FMV_PARTIAL = 1, FMV_FULL = 2 };
 
+/* A downsampled cell whose tiles are not all of one class: its class is
+ * the majority's, and this bit is set. */
+#define FMV_MIXED 4
+#define FMV_CLASS(cell) ((cell) & 3)
+
+/* The cell of full, partial and empty tile counts: the majority class
+ * (ties go to partial, then full, so a picture never understates work),
+ * with FMV_MIXED when more than one class is present. */
+uint8_t fmv_cell_class(int64_t full, int64_t partial, int64_t empty);
+
 /* Slice (b, h) summarised into rows x cols cells; each cell covers fq x
- * fkv tiles (fewer at the edges) and is full when all its tiles are full,
- * empty when all are empty, partial otherwise. */
+ * fkv tiles (fewer at the edges) and holds fmv_cell_class of them. */
 typedef struct fmv_grid {
     int64_t rows, cols, fq, fkv;
     uint8_t *cell; /* rows * cols, row-major */
@@ -42,13 +53,14 @@ void fmv_grid_free(fmv_grid *g);
 int64_t fmv_tile_rows(const fm_blockmask_info *in, int64_t qb);
 int64_t fmv_tile_cols(const fm_blockmask_info *in, int64_t kvb);
 
-/* Colours of the images: one class per pixel (or SVG rectangle). */
+/* Colours of the images. */
 enum {
-    FMV_PX_BG,
-    FMV_PX_GRID,
     FMV_PX_EMPTY,         /* an empty tile or cell */
     FMV_PX_PARTIAL,       /* a partial cell (tile mode) */
     FMV_PX_FULL,          /* a full cell, or a true position of a full tile */
+    FMV_PX_MIXED_EMPTY,   /* a downsampled cell, mostly empty tiles */
+    FMV_PX_MIXED_PARTIAL, /* mostly partial tiles */
+    FMV_PX_MIXED_FULL,    /* mostly full tiles */
     FMV_PX_TRUE_PARTIAL,  /* a true position of a partial tile */
     FMV_PX_FALSE_PARTIAL, /* a false position of a partial tile */
     FMV_PX_WRONG,         /* a position that contradicts its tile's class */
@@ -69,11 +81,19 @@ void fmviz_print_picture(const fmviz *v);
 bool fmviz_print_stats(const fmviz *v);
 /* --check: 0 when every tile agrees, FMCLI_EXIT_MISMATCH otherwise. */
 int fmviz_check(const fmviz *v);
+/* Prints text (one paragraph, no newline) wrapped at spaces to
+ * v->term_width columns; continuation lines are indented by indent. */
+void fmv_print_wrapped(const fmviz *v, int indent, const char *text);
+/* 1234567 -> "1,234,567" */
+const char *fmv_grouped(int64_t x, char buf[32]);
+/* The number of stored slices the pictures show (--heads-shown). */
+int64_t fmv_panels(const fmviz *v);
 /* Whether a failed write may remove path: a regular file or none, never
  * a device such as /dev/full. Ask before opening it. */
 bool fmv_removable(const char *path);
-/* --png, --svg: 0 on success, 1 when the file cannot be written. */
-int fmviz_write_png(const fmviz *v, const char *path);
-int fmviz_write_svg(const fmviz *v, const char *path);
+/* --png, --svg, --pdf (cairo): 0 on success, 1 when the file cannot be
+ * written, 4 when the BlockMask cannot be read (a bug). */
+enum { FMV_FORMAT_PNG, FMV_FORMAT_SVG, FMV_FORMAT_PDF };
+int fmviz_write_image(const fmviz *v, const char *path, int format);
 
 #endif

@@ -2,6 +2,7 @@
  * the cost follows the non-empty tiles plus the cells drawn. */
 #define _POSIX_C_SOURCE 200809L /* stat */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,10 +39,20 @@ static int64_t round_factor(int64_t f) {
     return best;
 }
 
+uint8_t fmv_cell_class(int64_t full, int64_t partial, int64_t empty) {
+    int present = (full > 0) + (partial > 0) + (empty > 0);
+    uint8_t k = partial >= full && partial >= empty ? FMV_PARTIAL
+                : full >= empty                    ? FMV_FULL
+                                                   : FMV_EMPTY;
+    return present > 1 ? (uint8_t)(k | FMV_MIXED) : k;
+}
+
 bool fmv_grid_build(const fmviz *v, int64_t b, int64_t h, int64_t max_rows, int64_t max_cols,
                     bool same_factor, fmv_grid *g) {
     const fm_blockmask_info *in = &v->info;
     memset(g, 0, sizeof *g);
+    if (max_rows < 1) max_rows = 1;
+    if (max_cols < 1) max_cols = 1;
     g->fq = round_factor(ceil_div(in->num_q_blocks, max_rows));
     g->fkv = round_factor(ceil_div(in->num_kv_blocks, max_cols));
     if (same_factor) g->fq = g->fkv = g->fq > g->fkv ? g->fq : g->fkv;
@@ -49,10 +60,10 @@ bool fmv_grid_build(const fmviz *v, int64_t b, int64_t h, int64_t max_rows, int6
     g->cols = ceil_div(in->num_kv_blocks, g->fkv);
     g->cell = malloc((size_t)(g->rows * g->cols));
     int64_t *full = calloc((size_t)g->cols, sizeof *full);
-    int64_t *nonempty = calloc((size_t)g->cols, sizeof *nonempty);
-    if (!g->cell || !full || !nonempty) {
+    int64_t *partial = calloc((size_t)g->cols, sizeof *partial);
+    if (!g->cell || !full || !partial) {
         free(full);
-        free(nonempty);
+        free(partial);
         fmv_grid_free(g);
         return false;
     }
@@ -60,30 +71,26 @@ bool fmv_grid_build(const fmviz *v, int64_t b, int64_t h, int64_t max_rows, int6
         int64_t q0 = r * g->fq, q1 = q0 + g->fq;
         if (q1 > in->num_q_blocks) q1 = in->num_q_blocks;
         memset(full, 0, (size_t)g->cols * sizeof *full);
-        memset(nonempty, 0, (size_t)g->cols * sizeof *nonempty);
+        memset(partial, 0, (size_t)g->cols * sizeof *partial);
         for (int64_t qb = q0; qb < q1; qb++) {
             const int32_t *fl, *pl;
             int64_t nf = 0, np = 0;
             if (fm_blockmask_row(v->s.blockmask, b, h, qb, &fl, &nf, &pl, &np) != FM_OK)
                 nf = np = 0;
-            for (int64_t k = 0; k < nf; k++) {
+            for (int64_t k = 0; k < nf; k++)
                 full[fl[k] / g->fkv]++;
-                nonempty[fl[k] / g->fkv]++;
-            }
             for (int64_t k = 0; k < np; k++)
-                nonempty[pl[k] / g->fkv]++;
+                partial[pl[k] / g->fkv]++;
         }
         for (int64_t c = 0; c < g->cols; c++) {
             int64_t k0 = c * g->fkv, k1 = k0 + g->fkv;
             if (k1 > in->num_kv_blocks) k1 = in->num_kv_blocks;
             int64_t tiles = (q1 - q0) * (k1 - k0);
-            g->cell[r * g->cols + c] = full[c] == tiles   ? FMV_FULL
-                                       : nonempty[c] == 0 ? FMV_EMPTY
-                                                          : FMV_PARTIAL;
+            g->cell[r * g->cols + c] = fmv_cell_class(full[c], partial[c], tiles - full[c] - partial[c]);
         }
     }
     free(full);
-    free(nonempty);
+    free(partial);
     return true;
 }
 
@@ -92,12 +99,15 @@ void fmv_grid_free(fmv_grid *g) {
     g->cell = NULL;
 }
 
+/* Mixed cells are a paler shade of their majority's colour (the empty
+ * one a darker grey, since empty is nearly white already). */
 const uint8_t fmv_palette[FMV_PX_COUNT][3] = {
-    [FMV_PX_BG] = {255, 255, 255},
-    [FMV_PX_GRID] = {120, 120, 120},
     [FMV_PX_EMPTY] = {236, 236, 236},
     [FMV_PX_PARTIAL] = {245, 166, 35},
     [FMV_PX_FULL] = {34, 139, 84},
+    [FMV_PX_MIXED_EMPTY] = {196, 196, 196},
+    [FMV_PX_MIXED_PARTIAL] = {250, 210, 140},
+    [FMV_PX_MIXED_FULL] = {140, 200, 165},
     [FMV_PX_TRUE_PARTIAL] = {204, 96, 0},
     [FMV_PX_FALSE_PARTIAL] = {255, 233, 184},
     [FMV_PX_WRONG] = {220, 0, 40},
@@ -128,6 +138,41 @@ bool fmv_position_classes(const fmviz *v, int64_t b, int64_t h, int64_t q, const
         out[kv] = px[tile_cls[kv / v->info.block_kv]][val];
     }
     return true;
+}
+
+int64_t fmv_panels(const fmviz *v) {
+    int64_t n = v->stored_batch * v->stored_heads;
+    return n < v->heads_shown ? n : v->heads_shown;
+}
+
+void fmv_print_wrapped(const fmviz *v, int indent, const char *text) {
+    int width = v->term_width > indent + 10 ? v->term_width : indent + 10;
+    int col = 0;
+    const char *p = text;
+    while (*p) {
+        const char *w = p;
+        while (*w == ' ')
+            w++;
+        if (!*w) break;
+        const char *e = w;
+        while (*e && *e != ' ')
+            e++;
+        /* Display width: count UTF-8 lead bytes only. */
+        int len = 0;
+        for (const char *c = w; c < e; c++)
+            len += ((unsigned char)*c & 0xC0) != 0x80;
+        if (col > 0 && col + 1 + len > width) {
+            printf("\n%*s", indent, "");
+            col = indent;
+        } else if (col > 0) {
+            putchar(' ');
+            col++;
+        }
+        fwrite(w, 1, (size_t)(e - w), stdout);
+        col += len;
+        p = e;
+    }
+    putchar('\n');
 }
 
 bool fmv_removable(const char *path) {

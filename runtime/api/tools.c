@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "compiler/codegen_cuda.h"
+#include "compiler/eval.h"
 #include "dsl/diag.h"
 #include "runtime/api/api_internal.h"
 #include "runtime/cuda/jit.h"
@@ -234,4 +235,49 @@ fm_status fmt_cuda_ptx_report(const fm_mask *mask, const fmt_ptx_options *opts, 
     free(text);
     return moved(diags, &scratch, st);
 #endif
+}
+
+/* ---- independent evaluation ---- */
+
+struct fmt_row_eval {
+    const fmc_blockmask *bm;
+    int64_t max_n;
+    void *scratch;
+    int64_t *regs;
+};
+
+fmt_row_eval *fmt_row_eval_create(const fm_blockmask *bm, int64_t max_n) {
+    if (!bm || max_n < 1) return NULL;
+    fmt_row_eval *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    const fmc_program *p = bm->bm->program;
+    e->bm = bm->bm;
+    e->max_n = max_n;
+    e->scratch = malloc(fmc_row_scratch_bytes(p, max_n));
+    e->regs = malloc((p->count ? p->count : 1) * sizeof *e->regs);
+    if (!e->scratch || !e->regs) {
+        fmt_row_eval_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void fmt_row_eval_free(fmt_row_eval *e) {
+    if (!e) return;
+    free(e->scratch);
+    free(e->regs);
+    free(e);
+}
+
+bool fmt_row_eval_row(fmt_row_eval *e, int64_t b, int64_t h, int64_t q, int64_t kv0, int64_t n,
+                      uint8_t *out) {
+    if (n < 0 || n > e->max_n) return false;
+    fmc_violation viol;
+    return fmc_eval_row(e->bm->program, &e->bm->env, b, h, q, kv0, n, out, e->scratch, &viol);
+}
+
+bool fmt_row_eval_point(fmt_row_eval *e, int64_t b, int64_t h, int64_t q, int64_t kv,
+                        bool *value) {
+    fmc_violation viol;
+    return fmc_eval_point(e->bm->program, &e->bm->env, b, h, q, kv, e->regs, value, &viol);
 }
