@@ -103,4 +103,15 @@ bool fmt_row_eval_row(fmt_row_eval *e, int64_t b, int64_t h, int64_t q, int64_t 
 bool fmt_row_eval_point(fmt_row_eval *e, int64_t b, int64_t h, int64_t q, int64_t kv,
                         bool *value);
 
+/* ---- files ---- */
+
+/* Writes path as the library writes its own files: through a temporary in
+ * the same folder renamed into place when write(f, ctx) returned true and
+ * every byte landed, so a failure leaves the previous file intact; a
+ * device or FIFO is written directly and never removed; a symbolic link is
+ * followed and kept. false with the reason in error ("" when the callback
+ * gave up on its own). */
+bool fmt_write_file(const char *path, bool (*write)(FILE *f, void *ctx), void *ctx, char *error,
+                    size_t error_size);
+
 #endif

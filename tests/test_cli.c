@@ -1789,6 +1789,45 @@ static void test_stdout_write_errors(void **state) {
     free(f);
 }
 
+/* An image that cannot be written in full leaves the previous one as it
+ * was (a temporary is renamed into place only when complete), for every
+ * format; the limit (ulimit -f 8: 4 KiB) is below each image's size. */
+static void test_fmviz_failed_write_keeps_old_image(void **state) {
+    (void)state;
+    char *f = write_mask("keep.mask", "mask m = kv <= q;\n");
+    const char *formats[] = {"png", "svg", "pdf"};
+    for (size_t i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "keep_old.%s", formats[i]);
+        static const char old[] = "the previous image";
+        char *path = tu_write_temp(name, old, sizeof old - 1);
+        assert_non_null(path);
+        char *err = NULL;
+        int rc = run(NULL, &err, "ulimit -f 8; trap '' XFSZ; " FMVIZ " '%s' --q-len 1024 --block 16 --%s '%s'",
+                     f, formats[i], path);
+        if (rc != 1) fprintf(stderr, "--%s: exit %d\n%s\n", formats[i], rc, err);
+        assert_int_equal(rc, 1);
+        assert_non_null(strstr(err, path));
+        free(err);
+        size_t len = 0;
+        char *now = tu_read_file(path, &len);
+        assert_non_null(now);
+        assert_int_equal(len, sizeof old - 1);
+        assert_memory_equal(now, old, len);
+        free(now);
+        /* No temporary is left beside it. */
+        char listing[4200];
+        snprintf(listing, sizeof listing, "ls -a \"$(dirname '%s')\" | grep -c '^\\.keep_old' || true", path);
+        char *out = NULL;
+        assert_int_equal(run(&out, NULL, "%s", listing), 0);
+        assert_string_equal(out, "0\n");
+        free(out);
+        unlink(path);
+        free(path);
+    }
+    free(f);
+}
+
 /* A mistyped flag gets a did-you-mean hint in both tools, from the flags
  * that subcommand takes. */
 static void test_flag_suggestions(void **state) {
@@ -1908,6 +1947,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_fmviz_version),
         cmocka_unit_test(test_fmviz_png),
         cmocka_unit_test(test_fmviz_svg_pdf),
+        cmocka_unit_test(test_fmviz_failed_write_keeps_old_image),
         cmocka_unit_test(test_stdout_write_errors),
         cmocka_unit_test(test_flag_suggestions),
         cmocka_unit_test(test_stdin_mask),

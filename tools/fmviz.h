@@ -88,9 +88,6 @@ void fmv_print_wrapped(const fmviz *v, int indent, const char *text);
 const char *fmv_grouped(int64_t x, char buf[32]);
 /* The number of stored slices the pictures show (--heads-shown). */
 int64_t fmv_panels(const fmviz *v);
-/* Whether a failed write may remove path: a regular file or none, never
- * a device such as /dev/full. Ask before opening it. */
-bool fmv_removable(const char *path);
 /* --png, --svg, --pdf (cairo): 0 on success, 1 when the file cannot be
  * written, 4 when the BlockMask cannot be read (a bug). */
 enum { FMV_FORMAT_PNG, FMV_FORMAT_SVG, FMV_FORMAT_PDF };

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flexmask_tools.h"
 #include "tools/fmviz.h"
 
 #define BODY_PX 512    /* the longer side of a panel's body, about */
@@ -539,18 +540,19 @@ static cairo_status_t append(void *closure, const unsigned char *data, unsigned 
     return CAIRO_STATUS_SUCCESS;
 }
 
+typedef struct image_file {
+    const buffer *b;
+    int format;
+    const char *title;
+} image_file;
+
 /* The SVG gets a <title> (cairo draws text as glyph outlines, so without
  * it the file would hold no words to search or read aloud). */
-static bool write_file(const char *path, const buffer *b, int format, const char *title,
-                       char *err, size_t errsz) {
-    bool removable = fmv_removable(path);
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        snprintf(err, errsz, "cannot open %s for writing: %s", path, strerror(errno));
-        return false;
-    }
+static bool write_image(FILE *f, void *ctx) {
+    const image_file *im = ctx;
+    const buffer *b = im->b;
     size_t head = 0;
-    if (format == FMV_FORMAT_SVG) {
+    if (im->format == FMV_FORMAT_SVG) {
         const unsigned char *svg = (const unsigned char *)strstr((const char *)b->data, "<svg");
         const unsigned char *gt = svg ? (const unsigned char *)strchr((const char *)svg, '>') : NULL;
         if (gt) head = (size_t)(gt + 1 - b->data);
@@ -558,7 +560,7 @@ static bool write_file(const char *path, const buffer *b, int format, const char
     bool ok = fwrite(b->data, 1, head, f) == head;
     if (head) {
         fputs("\n<title>", f);
-        for (const char *s = title; *s; s++)
+        for (const char *s = im->title; *s; s++)
             if (*s == '<')
                 fputs("&lt;", f);
             else if (*s == '&')
@@ -567,14 +569,17 @@ static bool write_file(const char *path, const buffer *b, int format, const char
                 fputc(*s, f);
         fputs("</title>", f);
     }
-    ok = ok && fwrite(b->data + head, 1, b->len - head, f) == b->len - head;
-    ok = !ferror(f) && ok;
-    if (fclose(f) != 0) ok = false;
-    if (!ok) {
-        snprintf(err, errsz, "writing %s failed: %s", path, strerror(errno));
-        if (removable) remove(path);
-    }
-    return ok;
+    return ok && fwrite(b->data + head, 1, b->len - head, f) == b->len - head;
+}
+
+/* Through a temporary and a rename: a failed write keeps the old image. */
+static bool write_file(const char *path, const buffer *b, int format, const char *title,
+                       char *err, size_t errsz) {
+    image_file im = {b, format, title};
+    char why[320];
+    if (fmt_write_file(path, write_image, &im, why, sizeof why)) return true;
+    snprintf(err, errsz, "%s: %s", path, why[0] ? why : "cannot write the image");
+    return false;
 }
 
 static void free_panels(picture *p, int n) {

@@ -174,8 +174,3 @@ void fmv_print_wrapped(const fmviz *v, int indent, const char *text) {
     }
     putchar('\n');
 }
-
-bool fmv_removable(const char *path) {
-    struct stat st;
-    return stat(path, &st) != 0 || S_ISREG(st.st_mode);
-}

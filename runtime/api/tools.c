@@ -11,6 +11,7 @@
 #include "dsl/diag.h"
 #include "runtime/api/api_internal.h"
 #include "runtime/cuda/jit.h"
+#include "runtime/interop/file_io.h"
 #include "runtime/interop/npy.h"
 
 #define FM_MASK_ENV_T fmc_cuda_mask_env
@@ -280,4 +281,9 @@ bool fmt_row_eval_point(fmt_row_eval *e, int64_t b, int64_t h, int64_t q, int64_
                         bool *value) {
     fmc_violation viol;
     return fmc_eval_point(e->bm->program, &e->bm->env, b, h, q, kv, e->regs, value, &viol);
+}
+
+bool fmt_write_file(const char *path, bool (*write)(FILE *f, void *ctx), void *ctx, char *error,
+                    size_t error_size) {
+    return fmr_write_file(path, write, ctx, error, error_size);
 }
