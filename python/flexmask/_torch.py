@@ -77,6 +77,10 @@ def mask_mod(prog: Program, mask: Optional[str] = None, *, params: Optional[Mapp
             raise _error(f"mask_mod: mask '{m.name}' has no param '{k}' (it reads "
                          f"{m.params or 'none'})")
     arrays = {k: _int_array(k, v) for k, v in (inputs or {}).items()}
+    for k in arrays:
+        if k not in m.inputs:
+            raise _error(f"mask_mod: mask '{m.name}' does not use an input '{k}' (it reads "
+                         f"{m.inputs or 'none'})")
     kv = kv_len if kv_len is not None else q_len
     return _bind(m, pv, arrays, (batch, heads, q_len, kv), device)
 
