@@ -27,6 +27,6 @@ __all__ = ["BlockMask", "FlexmaskError", "Program", "attention", "block_mask",
 def __getattr__(name: str) -> Any:
     # flexmask.transformers without importing Transformers until it is used.
     if name == "transformers":
-        from . import transformers as mod
-        return mod
+        import importlib
+        return importlib.import_module(__name__ + ".transformers")
     raise AttributeError(f"module 'flexmask' has no attribute {name!r}")
