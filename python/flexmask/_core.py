@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import ctypes as C
+import itertools
 import os
+import sys
+import weakref
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -188,6 +191,18 @@ def _options(block_size: BlockSize, max_evaluations: Optional[int]) -> L.BuildOp
 
 # ---- BlockMask ------------------------------------------------------------------
 
+# BlockMasks by number, for the torch custom operator (python/flexmask/_ops.py).
+_by_id: "weakref.WeakValueDictionary[int, BlockMask]" = weakref.WeakValueDictionary()
+_next_id = itertools.count(1)
+
+
+def blockmask_by_id(i: int) -> "BlockMask":
+    bm = _by_id.get(i)
+    if bm is None:
+        raise _error(f"flexmask::attention: BlockMask #{i} no longer exists")
+    return bm
+
+
 class BlockMask:
     """A built tile map (full / partial / empty tiles) for one shape."""
 
@@ -201,6 +216,8 @@ class BlockMask:
         self._inputs = inputs or {}
         self._dense = dense  # the bool array of a dense import (for to_torch)
         self._torch_mask_mod = torch_mask_mod  # from_torch keeps the user's
+        self._op_id = next(_next_id)
+        _by_id[self._op_id] = self
         info = L.BlockMaskInfo()
         with L.Diags() as d:
             _check(lib.fm_blockmask_get_info(handle, C.byref(info)), d, "blockmask info")
@@ -465,7 +482,21 @@ def _describe(name: str, x: Any, torch_mode: bool) -> Tuple[L.Tensor, Any]:
 def attention(q: Any, k: Any, v: Any, bm: BlockMask, *, scale: Optional[float] = None,
               score: Any = None, params: Optional[Mapping[str, Any]] = None,
               inputs: Optional[Mapping[str, Any]] = None, return_lse: bool = False) -> Any:
-    """Attention forward over bm on the CPU (no backward pass yet)."""
+    """Attention forward over bm on the CPU (no backward pass yet). Under
+    torch.compile it is the custom operator flexmask::attention."""
+    if score is None and not params and not inputs and "torch" in sys.modules:
+        import torch
+        if torch.compiler.is_compiling() and isinstance(q, torch.Tensor):
+            from ._ops import traced_attention
+            return traced_attention(q, k, v, bm, scale, return_lse)
+    return _attention_eager(q, k, v, bm, scale=scale, score=score, params=params,
+                            inputs=inputs, return_lse=return_lse)
+
+
+def _attention_eager(q: Any, k: Any, v: Any, bm: BlockMask, *, scale: Optional[float] = None,
+                     score: Any = None, params: Optional[Mapping[str, Any]] = None,
+                     inputs: Optional[Mapping[str, Any]] = None,
+                     return_lse: bool = False) -> Any:
     if score is not None or params or inputs:
         raise _error(f"attention: {_NOT_YET_SCORES}")
     if not isinstance(bm, BlockMask):

@@ -183,3 +183,19 @@ def test_block_mask_from_dense(kind):
     assert (flex - fm.attention(q, k, k, bm)).abs().max().item() < 1e-5
     with pytest.raises(fm.FlexmaskError, match=r"element \[0, 0\] is 0.5"):
         fm.block_mask_from_dense(np.full((4, 4), 0.5, np.float32))
+
+
+def test_attention_is_a_custom_op_without_graph_break():
+    prog = fm.compile("mask causal = kv <= q;")
+    bm = fm.block_mask(prog, q_len=64, heads=2, block_size=32)
+
+    def layer(x, w):
+        q = x @ w
+        return fm.attention(q, q, q, bm, scale=0.25).relu() + 1
+
+    x, w = torch.randn(1, 2, 64, 16), torch.randn(16, 16)
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")  # fails on a break
+    with torch.no_grad():
+        assert torch.equal(compiled(x, w), layer(x, w))
+    out, lse = torch.ops.flexmask.attention(x, x, x, bm._op_id, 0.0)
+    assert torch.equal(out, fm.attention(x, x, x, bm))
