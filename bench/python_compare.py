@@ -14,7 +14,6 @@ Prints, in one run:
 from __future__ import annotations
 
 import argparse
-import ctypes as C
 import statistics
 import time
 
@@ -22,7 +21,6 @@ import torch
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
 import flexmask as fm
-from flexmask import _lib as L
 
 WINDOW = 1024
 SRC = f"param window = {WINDOW};\nmask causal = kv <= q;\nmask sliding = kv <= q && q - kv < window;"
@@ -98,17 +96,16 @@ def overhead():
     q = torch.randn(1, 1, 16, 16)
     out = torch.empty_like(q)
 
-    def tensor(x):
-        return L.Tensor(x.data_ptr(), L.FM_FLOAT32, (C.c_int64 * 4)(*x.shape),
-                        (C.c_int64 * 4)(*x.stride()))
-    args = L.AttentionArgs(C.sizeof(L.AttentionArgs), bm._h, tensor(q), tensor(q), tensor(q),
-                           tensor(out), None, 0.0, 1)
+    from flexmask import _attention as A
+    d = A._torch_desc("q", q, torch)
+    do = (out.data_ptr(), d[1], tuple(out.shape), out.stride(), d[4])
+    arr, addr = A._buffer()
     fm.set_num_threads(1)
     try:
         n = 20000
         t_py = timeit(lambda: [fm.attention(q, q, q, bm) for _ in range(n)], repeat=3) / n
-        t_c = timeit(lambda: [L.lib.fm_attention_cpu(C.byref(args), None) for _ in range(n)],
-                     repeat=3) / n
+        A._call(bm, d, d, d, do, 0, 0.0)  # packs the arguments once
+        t_c = timeit(lambda: [A._raw(addr, None) for _ in range(n)], repeat=3) / n
     finally:
         fm.set_num_threads(0)
     print("\n## Python overhead per fm.attention call (1 x 1 x 16 x 16, one thread)")

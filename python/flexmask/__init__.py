@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ._lib import lib as _clib
-from ._core import (BlockMask, FlexmaskError, Program, attention, block_mask,
+from ._attention import attention
+from ._core import (BlockMask, FlexmaskError, Program, block_mask,
                     block_mask_from_dense, compile, compile_file, get_num_threads,
                     score_mod, set_num_threads, tree_tables)
 from ._torch import from_torch, mask_mod

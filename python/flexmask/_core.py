@@ -222,6 +222,8 @@ class BlockMask:
         with L.Diags() as d:
             _check(lib.fm_blockmask_get_info(handle, C.byref(info)), d, "blockmask info")
         self._info = info
+        sh = info.shape
+        self._shape = (int(sh.batch), int(sh.heads), int(sh.q_len), int(sh.kv_len))
 
     def __del__(self) -> None:
         if getattr(self, "_h", None):
@@ -230,8 +232,7 @@ class BlockMask:
 
     @property
     def shape(self) -> Tuple[int, int, int, int]:
-        s = self._info.shape
-        return (int(s.batch), int(s.heads), int(s.q_len), int(s.kv_len))
+        return self._shape
 
     @property
     def block_size(self) -> Tuple[int, int]:
@@ -426,175 +427,26 @@ _num_threads = 0
 def set_num_threads(n: int) -> None:
     """CPU threads fm.attention uses (0: OpenMP's default)."""
     global _num_threads
+    from . import _attention
     n = _int_arg("set_num_threads: n", n)
     if n < 0:
         raise _error(f"set_num_threads: n must be >= 0, got {n}")
     _num_threads = n
+    _attention.num_threads = n
 
 
 def get_num_threads() -> int:
     return _num_threads if _num_threads > 0 else L.omp_default_threads()
 
 
-_NP_DTYPES = {np.dtype(np.float32): L.FM_FLOAT32, np.dtype(np.float16): L.FM_FLOAT16}
-
-
-def _describe(name: str, x: Any, torch_mode: bool) -> Tuple[L.Tensor, Any]:
-    """An fm_tensor over x's memory (no copy) and the array that owns it."""
-    if torch_mode:
-        import torch
-        if not isinstance(x, torch.Tensor):
-            raise _error(f"attention: {name} must be a torch tensor like q, not {type(x).__name__}")
-        if x.device.type != "cpu":
-            raise _error(
-                f"attention: {name} is on {x.device}: flexmask has no GPU path usable from "
-                "Python yet, and it never copies through the host silently; move the tensors "
-                "to the CPU, or use bm.to_torch() with torch's flex_attention on the GPU")
-        dt = {torch.float32: L.FM_FLOAT32, torch.float16: L.FM_FLOAT16,
-              torch.bfloat16: L.FM_BFLOAT16}.get(x.dtype)
-        if dt is None:
-            raise _error(f"attention: {name} has dtype {x.dtype}; flexmask takes float32, "
-                         "float16 or bfloat16")
-        if x.dim() != 4:
-            raise _error(f"attention: {name} must have rank 4 [B, H, S, D], got shape "
-                         f"{tuple(x.shape)}")
-        if x.requires_grad and torch.is_grad_enabled():
-            raise _error(f"attention: {name} requires grad, but flexmask has no backward pass "
-                         "yet (no autograd); call it under torch.no_grad() or detach")
-        return (L.Tensor(x.data_ptr(), dt, (C.c_int64 * 4)(*x.shape),
-                         (C.c_int64 * 4)(*x.stride())), x)
-    if not isinstance(x, np.ndarray):
-        raise _error(f"attention: {name} must be a NumPy array like q, not {type(x).__name__}")
-    dt = _NP_DTYPES.get(x.dtype)
-    if dt is None:
-        raise _error(f"attention: {name} has dtype {x.dtype}; flexmask takes float32 or "
-                     "float16 (bfloat16 through torch)")
-    if x.ndim != 4:
-        raise _error(f"attention: {name} must have rank 4 [B, H, S, D], got shape {x.shape}")
-    if any(s % x.itemsize for s in x.strides):
-        raise _error(f"attention: {name} has strides {x.strides} (bytes) that are not a "
-                     "multiple of its element size")
-    strides = [s // x.itemsize for s in x.strides]
-    return (L.Tensor(x.ctypes.data, dt, (C.c_int64 * 4)(*x.shape),
-                     (C.c_int64 * 4)(*strides)), x)
-
-
-def attention(q: Any, k: Any, v: Any, bm: BlockMask, *, scale: Optional[float] = None,
+def attention(q: Any, k: Any, v: Any, bm: "BlockMask", *, scale: Optional[float] = None,
               score: Any = None, params: Optional[Mapping[str, Any]] = None,
               inputs: Optional[Mapping[str, Any]] = None, return_lse: bool = False) -> Any:
     """Attention forward over bm on the CPU (no backward pass yet). Under
     torch.compile it is the custom operator flexmask::attention."""
-    if score is None and not params and not inputs and "torch" in sys.modules:
-        import torch
-        if torch.compiler.is_compiling() and isinstance(q, torch.Tensor):
-            from ._ops import traced_attention
-            return traced_attention(q, k, v, bm, scale, return_lse)
-    return _attention_eager(q, k, v, bm, scale=scale, score=score, params=params,
-                            inputs=inputs, return_lse=return_lse)
-
-
-def _attention_eager(q: Any, k: Any, v: Any, bm: BlockMask, *, scale: Optional[float] = None,
-                     score: Any = None, params: Optional[Mapping[str, Any]] = None,
-                     inputs: Optional[Mapping[str, Any]] = None,
-                     return_lse: bool = False) -> Any:
-    if score is not None or params or inputs:
-        raise _error(f"attention: {_NOT_YET_SCORES}")
-    if not isinstance(bm, BlockMask):
-        raise _error(f"attention: bm must be a flexmask.BlockMask, not {type(bm).__name__}")
-    torch_mode = type(q).__module__.startswith("torch")
-    tq, _ = _describe("q", q, torch_mode)
-    tk, _ = _describe("k", k, torch_mode)
-    tv, _ = _describe("v", v, torch_mode)
-    B, H, S, D = (int(s) for s in q.shape)
-    if torch_mode:
-        import torch
-        out = torch.empty((B, H, S, int(v.shape[3])), dtype=q.dtype)
-        lse = torch.empty((B, H, S), dtype=torch.float32) if return_lse else None
-        out_ptr = out.data_ptr()
-        lse_ptr = lse.data_ptr() if lse is not None else None
-    else:
-        out = np.empty((B, H, S, int(v.shape[3])), dtype=q.dtype)
-        lse = np.empty((B, H, S), dtype=np.float32) if return_lse else None
-        out_ptr = out.ctypes.data
-        lse_ptr = lse.ctypes.data if lse is not None else None
-    tout = L.Tensor(out_ptr, tq.dtype, (C.c_int64 * 4)(*out.shape),
-                    (C.c_int64 * 4)(*[int(x) for x in _contig_strides(out.shape)]))
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
-        raise _error(f"attention: scale must be a number, not {type(scale).__name__}")
-    sc = 0.0 if scale is None else float(scale)
-    if scale is not None and sc <= 0.0:
-        raise _error(f"attention: scale must be positive, got {scale}")
-    _run_attention(bm, tq, tk, tv, tout, lse, lse_ptr, sc, _item_size(q))
-    return (out, lse) if return_lse else out
-
-
-def _item_size(x: Any) -> int:
-    return int(x.element_size()) if hasattr(x, "element_size") else int(x.itemsize)
-
-
-def _slice(t: L.Tensor, item: int, b: Optional[int], h: Optional[int]) -> L.Tensor:
-    """The [1 or B, 1 or H, S, D] view of t at batch b / head h (None: all)."""
-    off = (b or 0) * t.strides[0] + (h or 0) * t.strides[1]
-    shape = list(t.shape)
-    if b is not None:
-        shape[0] = 1
-    if h is not None:
-        shape[1] = 1
-    return L.Tensor((t.data or 0) + off * item, t.dtype, (C.c_int64 * 4)(*shape),
-                    (C.c_int64 * 4)(*t.strides))
-
-
-def _call(bm: BlockMask, q: L.Tensor, k: L.Tensor, v: L.Tensor, out: L.Tensor,
-          lse_ptr: Optional[int], scale: float) -> None:
-    args = L.AttentionArgs(C.sizeof(L.AttentionArgs), bm._h, q, k, v, out,
-                           C.cast(lse_ptr, C.POINTER(C.c_float)) if lse_ptr else None,
-                           scale, _num_threads)
-    with L.Diags() as d:  # ctypes releases the GIL for the call
-        _check(lib.fm_attention_cpu(C.byref(args), d.h), d, "attention")
-
-
-def _run_attention(bm: BlockMask, q: L.Tensor, k: L.Tensor, v: L.Tensor, out: L.Tensor,
-                   lse: Any, lse_ptr: Optional[int], scale: float, item: int) -> None:
-    """One call when the shapes match; a BlockMask built with batch=1 or
-    heads=1 applies to every batch entry / head: one call per entry / head
-    (the C API takes tensors of the BlockMask's own BATCH and HEADS)."""
-    mB, mH = bm.shape[0], bm.shape[1]
-    B, H = int(q.shape[0]), int(q.shape[1])
-    loop_b = mB == 1 and B != 1
-    loop_h = mH == 1 and H != 1
-    if not loop_b and not loop_h:
-        _call(bm, q, k, v, out, lse_ptr, scale)
-        return
-    KVH = int(k.shape[1])
-    if KVH <= 0 or H % KVH:
-        _call(bm, q, k, v, out, lse_ptr, scale)  # the library names the mismatch
-        return
-    tmp = (np.empty((1 if loop_b else B, 1 if loop_h else H, int(q.shape[2])), np.float32)
-           if lse_ptr else None)
-    for b in (range(B) if loop_b else [None]):
-        for h in (range(H) if loop_h else [None]):
-            hk = None if h is None else h // (H // KVH)
-            _call(bm, _slice(q, item, b, h), _slice(k, item, b, hk), _slice(v, item, b, hk),
-                  _slice(out, item, b, h), tmp.ctypes.data if tmp is not None else None, scale)
-            if tmp is not None:
-                dst = (slice(None) if b is None else b, slice(None) if h is None else h)
-                src = (slice(None) if b is None else 0, slice(None) if h is None else 0)
-                lse[dst] = _as_lse(lse, tmp[src])
-
-
-def _as_lse(lse: Any, a: np.ndarray) -> Any:
-    if isinstance(lse, np.ndarray):
-        return a
-    import torch
-    return torch.from_numpy(a.copy())
-
-
-def _contig_strides(shape: Sequence[int]) -> List[int]:
-    st, acc = [], 1
-    for s in reversed(shape):
-        st.append(acc)
-        acc *= int(s)
-    return st[::-1]
+    from ._attention import attention as impl
+    return impl(q, k, v, bm, scale=scale, score=score, params=params, inputs=inputs,
+                return_lse=return_lse)
 
 
 def score_mod(prog: Program, score: str, **kwargs: Any) -> Any:

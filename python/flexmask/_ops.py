@@ -15,7 +15,8 @@ from . import _core
 def attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask_id: int,
                  scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
     bm = _core.blockmask_by_id(mask_id)
-    out, lse = _core._attention_eager(q, k, v, bm, scale=scale if scale > 0 else None,
+    from ._attention import attention_eager
+    out, lse = attention_eager(q, k, v, bm, scale=scale if scale > 0 else None,
                                       return_lse=True)
     return out, lse
 
