@@ -172,3 +172,12 @@ def test_tree_tables():
     enter, leave, depth = fm.tree_tables([-1, 0, 1, 0, 3, 3])
     assert depth.tolist() == [0, 1, 2, 1, 2, 2]
     assert enter.tolist() == [0, 1, 2, 3, 4, 5] and leave.tolist() == [5, 2, 2, 5, 4, 5]
+
+
+def test_calls_release_the_gil():
+    # ctypes releases the GIL around a foreign call unless the function is
+    # flagged as a Python-API one (PyDLL); every call goes through these.
+    from flexmask import _attention
+    assert type(fm._lib.lib) is ctypes.CDLL
+    for f in (_attention._raw, fm._lib.lib.fm_blockmask_build, fm._lib.lib.fm_compile_string):
+        assert f._flags_ & ctypes._FUNCFLAG_PYTHONAPI == 0
