@@ -70,12 +70,15 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset: Any 
     elif mask_function is getattr(mu, "bidirectional_mask_function", None):
         kind = "bidirectional"
     bs = _block_size(q_length, kv_length)
+    # Built for the model's whole [B, H] (the mask reads no h, so one slice is
+    # stored for every head): fm.attention is then one C call per layer.
+    heads = int(getattr(kwargs.get("config"), "num_attention_heads", 1) or 1)
     if kind is not None:
         name = kind + ("_padded" if pad is not None else "")
         inputs = {"pad": pad.to("cpu", dtype=__import__("torch").int32)} if pad is not None else None
         params = {"q_off": q_off, "kv_off": kv_off} if kind == "causal" else None
         return block_mask(_prog(), name, q_len=q_length, kv_len=kv_length,
-                          batch=batch_size if pad is not None else 1, heads=1, block_size=bs,
+                          batch=batch_size, heads=heads, block_size=bs,
                           params=params, inputs=inputs)
     # Any other pattern (sliding windows, packed sequences, a model's own
     # overlays) is Transformers' index-based mask function, evaluated once
@@ -85,7 +88,8 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset: Any 
                          attention_mask=attention_mask, allow_is_causal_skip=False,
                          allow_is_bidirectional_skip=False, use_vmap=kwargs.get("use_vmap", False),
                          device="cpu")
-    return block_mask_from_dense(dense.cpu().numpy(), block_size=bs)
+    return block_mask_from_dense(dense.cpu().numpy(), block_size=bs, batch=batch_size,
+                                 heads=heads)
 
 
 def attention_function(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,

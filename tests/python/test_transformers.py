@@ -103,3 +103,23 @@ def test_dropout_and_wrong_mask_are_refused():
         fm.transformers.attention_function(None, q, q, q, torch.zeros(1, 1, 4, 4))
     out, w = fm.transformers.attention_function(None, q, q, q, bm, scaling=0.5)
     assert out.shape == (1, 4, 2, 8) and w is None
+
+
+def test_own_masks_are_built_for_the_models_batch_and_heads():
+    from transformers import masking_utils as mu
+    cfg = tiny_models.configs()["llama"]
+    am = torch.ones(3, 9, dtype=torch.bool)
+    am[0, :4] = False
+    bm = fm.transformers.mask_function(batch_size=3, q_length=5, kv_length=9, q_offset=4,
+                                       kv_offset=0, mask_function=mu.causal_mask_function,
+                                       attention_mask=am, config=cfg)
+    assert bm.mask_name == "causal_padded" and bm.shape == (3, 4, 5, 9)
+    assert bm.broadcast == (False, True)  # one slice for every head
+    d = bm.to_dense()
+    assert not d[0, 0, :, :4].any() and d[0, 0, 4, 4:].tolist() == [True] * 5
+    assert d[1, 3, 0].tolist() == [True] * 5 + [False] * 4  # query 0 sits at position 4
+    sw = fm.transformers.mask_function(batch_size=1, q_length=9, kv_length=9,
+                                       mask_function=mu.sliding_window_causal_mask_function(3),
+                                       attention_mask=None, config=cfg)
+    assert sw.shape == (1, 4, 9, 9)
+    assert sw.to_dense()[0, 0, 8].tolist() == [False] * 6 + [True] * 3
