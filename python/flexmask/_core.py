@@ -4,7 +4,6 @@ from __future__ import annotations
 import ctypes as C
 import itertools
 import os
-import sys
 import weakref
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
