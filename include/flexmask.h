@@ -501,6 +501,24 @@ FM_API bool fm_cuda_available(char *why, size_t n);
 FM_API fm_status fm_device_attention(fm_device *device, const fm_attention_args *args,
                                      fm_diagnostics *diags);
 
+/* ---- PyTorch mask_mod source (the Python package's to_torch) ---- */
+
+/* The mask as Python source over torch operations, for torch's
+ * flex_attention. The text defines
+ *
+ *     def fm_make_mask_mod(torch, P, I, D, SHAPE) -> mask_mod
+ *
+ * where P lists the param values in fm_mask_param_name order, I the input
+ * arrays in fm_mask_input_name order as integer tensors (any shape, C order,
+ * read flat), D their dims (tuples), and SHAPE is (batch, heads, q_len,
+ * kv_len). mask_mod(b, h, q_idx, kv_idx) takes integer tensors and returns a
+ * bool tensor equal to the mask wherever the mask is defined (floor division
+ * and remainder as the language defines them, short-circuits kept with
+ * torch.where; unsafe operations are made harmless off their guard). The
+ * text depends only on the mask. Free with fm_free; NULL on failure (a
+ * message in diags). */
+FM_API char *fm_mask_torch_source(const fm_mask *mask, fm_diagnostics *diags);
+
 #ifdef __cplusplus
 }
 #endif

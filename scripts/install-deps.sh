@@ -20,6 +20,8 @@ command -v bison >/dev/null 2>&1 || need+=(bison)
 [ -f /usr/include/omp.h ] || ls /usr/lib/gcc/*/*/include/omp.h >/dev/null 2>&1 || need+=(libgomp1)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The Python tests' virtual environment (scripts/python-tests.sh).
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 
 if [ ${#need[@]} -eq 0 ]; then

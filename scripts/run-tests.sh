@@ -24,3 +24,6 @@ cmake --build build-asan -j"$jobs" >/dev/null
 echo "== ctest under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   FM_TEST_SCALE=sanitizer ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+echo "== Python package (pytest, virtual environment reused)"
+scripts/python-tests.sh
