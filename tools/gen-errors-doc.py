@@ -140,6 +140,10 @@ SECTIONS = [
          "which the analysis cannot prove, so all 90,000 positions would be evaluated)",
          {"nt.mask": b"mask m = q * q % 7 == 3 || kv * kv % 7 == 5;\n"},
          "fmc blockmask nt.mask --q-len 300 --block 300 --max-evaluations 1000"),
+        ("check_evaluation_bound", "`fmviz --check` past --max-evaluations (the check evaluates "
+         "every position, whatever the analysis proved)",
+         {"c.mask": b"mask m = kv <= q;\n"},
+         "fmviz c.mask --q-len 300 --block 100 --check --max-evaluations 1000"),
     ]),
     (".npy files", "Arrays for --input NAME=@FILE and fmc attend.", [
         ("npy_missing", "the file does not exist", {"doc.mask": DOC},
