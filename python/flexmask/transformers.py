@@ -32,6 +32,10 @@ param kv_off = 0;
 input pad[BATCH, KV_LEN];
 mask causal = kv + kv_off <= q + q_off;
 mask causal_padded = kv + kv_off <= q + q_off && pad[b, kv] != 0;
+param window = 1;
+let sliding_causal = kv + kv_off <= q + q_off && kv + kv_off > q + q_off - window;
+mask sliding = sliding_causal;
+mask sliding_padded = sliding_causal && pad[b, kv] != 0;
 mask bidirectional = true;
 mask bidirectional_padded = pad[b, kv] != 0;
 """
@@ -50,6 +54,32 @@ def _block_size(q_len: int, kv_len: int) -> Tuple[int, int]:
     return (min(128, max(1, q_len)), 128)
 
 
+def _sliding_window_of(fn: Any) -> Optional[int]:
+    """The window of Transformers' sliding_window_causal_mask_function(w), or
+    None for anything else. It is and_masks(sliding_window_overlay(w),
+    causal_mask_function): recognised by its closure, so that sliding layers
+    get a BlockMask decided by analysis instead of a dense [Q, KV] array.
+    Anything that does not match exactly (packed sequences, overlays, another
+    Transformers version) takes the dense path below, which is always exact."""
+    from transformers import masking_utils as mu
+    try:
+        if getattr(fn, "__qualname__", "") != "and_masks.<locals>.and_mask":
+            return None
+        cells = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__)))
+        parts = cells.get("mask_functions")
+        if not isinstance(parts, tuple) or len(parts) != 2 or parts[1] is not mu.causal_mask_function:
+            return None
+        overlay = parts[0]
+        if getattr(overlay, "__qualname__", "") != "sliding_window_overlay.<locals>.inner_mask":
+            return None
+        inner = dict(zip(overlay.__code__.co_freevars,
+                         (c.cell_contents for c in overlay.__closure__)))
+        w = inner.get("sliding_window")
+        return int(w) if isinstance(w, int) and not isinstance(w, bool) and w > 0 else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset: Any = 0,
                   kv_offset: int = 0, mask_function: Any = None, attention_mask: Any = None,
                   **kwargs: Any) -> BlockMask:
@@ -65,10 +95,15 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset: Any 
         if bool(pad.all()):
             pad = None
     kind = None
+    window = None
     if mask_function is mu.causal_mask_function:
         kind = "causal"
     elif mask_function is getattr(mu, "bidirectional_mask_function", None):
         kind = "bidirectional"
+    else:
+        window = _sliding_window_of(mask_function)
+        if window is not None:
+            kind = "sliding"
     bs = _block_size(q_length, kv_length)
     # Built for the model's whole [B, H] (the mask reads no h, so one slice is
     # stored for every head): fm.attention is then one C call per layer.
@@ -76,11 +111,13 @@ def mask_function(batch_size: int, q_length: int, kv_length: int, q_offset: Any 
     if kind is not None:
         name = kind + ("_padded" if pad is not None else "")
         inputs = {"pad": pad.to("cpu", dtype=__import__("torch").int32)} if pad is not None else None
-        params = {"q_off": q_off, "kv_off": kv_off} if kind == "causal" else None
+        params = {"q_off": q_off, "kv_off": kv_off} if kind != "bidirectional" else None
+        if window is not None:
+            params["window"] = window
         return block_mask(_prog(), name, q_len=q_length, kv_len=kv_length,
                           batch=batch_size, heads=heads, block_size=bs,
                           params=params, inputs=inputs)
-    # Any other pattern (sliding windows, packed sequences, a model's own
+    # Any other pattern (packed sequences, chunked attention, a model's own
     # overlays) is Transformers' index-based mask function, evaluated once
     # into a bool array that flexmask classifies into tiles.
     dense = mu.sdpa_mask(batch_size=batch_size, q_length=q_length, kv_length=kv_length,

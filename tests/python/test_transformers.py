@@ -46,6 +46,32 @@ def test_own_masks_left_padding_and_sliding_layers(name):
     assert (plain_mine - plain_theirs).abs().max().item() < 1e-4
 
 
+def test_sliding_layers_are_built_from_the_mask_language():
+    """Transformers' sliding-window mask function is recognised (not evaluated
+    densely): the BlockMask comes from the mask program and equals the dense
+    evaluation of Transformers' own function."""
+    from transformers import masking_utils as mu
+    fn = mu.sliding_window_causal_mask_function(5)
+    assert fm.transformers._sliding_window_of(fn) == 5
+    assert fm.transformers._sliding_window_of(mu.causal_mask_function) is None
+    assert fm.transformers._sliding_window_of(mu.and_masks(mu.causal_mask_function,
+                                                           mu.causal_mask_function)) is None
+    am = torch.ones(2, 40, dtype=torch.long)
+    am[1, :3] = 0
+    for q_len, kv_len, q_off in ((40, 40, 0), (1, 41, 40)):
+        pad = am if kv_len == 40 else torch.cat([am, torch.ones(2, 1, dtype=torch.long)], 1)
+        bm = fm.transformers.mask_function(batch_size=2, q_length=q_len, kv_length=kv_len,
+                                           q_offset=q_off, kv_offset=0, mask_function=fn,
+                                           attention_mask=pad)
+        assert bm.mask_name == "sliding_padded"  # the mask program, not a dense import
+        dense = mu.sdpa_mask(batch_size=2, q_length=q_len, kv_length=kv_len, q_offset=q_off,
+                             kv_offset=0, mask_function=fn, attention_mask=pad,
+                             allow_is_causal_skip=False, allow_is_bidirectional_skip=False,
+                             use_vmap=False, device="cpu")
+        got = bm.to_dense()
+        assert (got == dense.expand(got.shape).numpy()).all()
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_greedy_generate_20_tokens_with_kv_cache(name):
     model, ref = tiny_models.pair(tiny_models.configs()[name])
