@@ -370,9 +370,10 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
                  * the A fragment of P's 16-column chunk kk. Every V row of
                  * the tile is multiplied by its weight, 0 included, so a NaN
                  * or inf in V reaches the output even at a masked position
-                 * of a partial tile (0 * NaN), unlike on the CPU, which
-                 * skips false positions when a partial tile's V is not
-                 * finite. At true positions both multiply, as P @ V does. */
+                 * of a partial tile (0 * NaN) when the row has some weight,
+                 * unlike on the CPU, which skips false positions when a
+                 * partial tile's V is not finite. At true positions both
+                 * multiply, as P @ V does. */
                 unsigned a[kMT][4];
 #pragma unroll
                 for (int mt = 0; mt < kMT; mt++) {
@@ -401,8 +402,10 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
 
     /* Epilogue: rows with no true position (or only -inf scores) have
      * l == 0 and o == 0: they are written as zeros with log-sum-exp -inf,
-     * never 0/0. The guard tests l == 0, not l > 0: a row poisoned by a NaN
-     * or +inf score has l = NaN, and 1/l, log2(l) make it NaN throughout. */
+     * never 0/0, and never 0 * o: o may hold 0 * NaN from a NaN in V at a
+     * masked or -inf-scored key. The guard tests l == 0, not l > 0: a row
+     * poisoned by a NaN or +inf score has l = NaN, and 1/l, log2(l) make it
+     * NaN throughout. */
 #pragma unroll
     for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
@@ -412,15 +415,17 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
             l += __shfl_xor_sync(0xffffffffu, l, 2);
             const int qi = q0 + wrow + mt * 16 + g + r * 8;
             if (qi >= p.q_len) continue;
-            const float inv = l == 0.f ? 0.f : 1.f / l;
+            const bool empty = l == 0.f;
+            const float inv = empty ? 0.f : 1.f / l;
             float *orow = p.out + (((long long)b * p.heads + h) * p.q_len + qi) * kD;
 #pragma unroll
             for (int i = 0; i < kD / 8; i++) {
-                float2 v2 = make_float2(o[mt][i][2 * r] * inv, o[mt][i][2 * r + 1] * inv);
+                float2 v2 = empty ? make_float2(0.f, 0.f)
+                                  : make_float2(o[mt][i][2 * r] * inv, o[mt][i][2 * r + 1] * inv);
                 *(float2 *)(orow + i * 8 + 2 * t4) = v2;
             }
             if (p.lse && t4 == 0)
                 p.lse[((long long)b * p.heads + h) * p.q_len + qi] =
-                    l == 0.f ? neg_inf() : (m_run[mt][r] + __log2f(l)) * 0.69314718055994531f;
+                    empty ? neg_inf() : (m_run[mt][r] + __log2f(l)) * 0.69314718055994531f;
         }
 }

@@ -88,6 +88,8 @@ bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, doubl
                         o[d] += p * ref_tensor_get(&args->v, b, h / group, kv, d);
                 }
                 if (sum == 0.0) { /* no true position with a score above -inf */
+                    for (int64_t d = 0; d < D; d++)
+                        o[d] = 0.0; /* empty, whatever 0 * V gave */
                     *row_lse = -INFINITY;
                     continue;
                 }

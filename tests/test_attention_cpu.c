@@ -1162,6 +1162,17 @@ static void test_neg_inf_scores(void **state) {
     /* Rows that keep other keys besides the dropped ones (heads 2 and 3 at
      * q 50 drop kv 20 and 45) have a finite LSE. */
     assert_true(isfinite(f->lse[nf_row(2, 50)]) && isfinite(f->lse[nf_row(3, 50)]));
+    /* Such a row stays empty whatever V holds at its -inf keys; rows that
+     * keep kv 0 with weight 0 beside others get 0 * NaN = NaN in column 7. */
+    ref_tensor_set(&f->a.v, 0, 0, 0, 7, NAN);
+    nf_run(f);
+    nf_check_ref(f);
+    for (int64_t h = 0; h < 2; h++) {
+        size_t r = nf_row(h, 0);
+        for (size_t d = 0; d < NF_D; d++) assert_true(f->out[r * NF_D + d] == 0.0f);
+        assert_true(isinf(f->lse[r]) && f->lse[r] < 0);
+        assert_true(isnan(f->out[nf_row(h, 1) * NF_D + 7]));
+    }
     nf_free(f);
     free(f);
 }

@@ -418,8 +418,11 @@ static void run_task(const plan *p, workspace *w, int64_t b, int64_t h, int64_t 
          * above -inf (the largest weight of any included position is
          * 2^0 = 1): the output is zero (the accumulator is all zeros, and
          * 1/l would be inf) and the log-sum-exp is -inf, as the spec says.
-         * l is NaN when a NaN or +inf score poisoned the row
+         * The zeros are written, not 0 * O: O may hold 0 * NaN from a NaN
+         * in V at a -inf-scored key, and such a row is still empty. l is
+         * NaN when a NaN or +inf score poisoned the row
          * (fmr_softmax_poison): 1/l and log(l) make output and LSE NaN. */
+        if (l == 0.0f) memset(w->o + i * Dp, 0, (size_t)D * sizeof(float));
         float inv = l == 0.0f ? 0.0f : 1.0f / l;
         store_row(out, offset3(out, b, h, q0 + i), out->strides[3], w->o + i * Dp, inv, D);
         if (p->a->lse) {
