@@ -101,6 +101,14 @@ __device__ __forceinline__ unsigned pack2(float lo, float hi) {
     return r;
 }
 
+/* max that returns NaN when either operand is NaN (fmaxf drops it): one
+ * instruction on sm_80+, the same cost as fmaxf. */
+__device__ __forceinline__ float fmax_nan(float a, float b) {
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;\n" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+
 /* 2^x; 2^-inf is +0, which the masked entries rely on. */
 __device__ __forceinline__ float exp2_approx(float x) {
     float r;
@@ -306,31 +314,34 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
 
             /* Online softmax, rows g (r = 0) and g + 8 (r = 1) of each slice.
              * Non-finite scores follow docs/language.md ("NaN and
-             * infinities"), with no branch of their own: a NaN or +inf score
-             * at a true position turns l into NaN for good (below), which
-             * the epilogue writes as a NaN row and LSE; a -inf score weighs
-             * exactly 0, like a masked entry. */
+             * infinities") with no branch of their own: a NaN or +inf score
+             * at a true position turns l into NaN for good, and m into the
+             * row's LSE (NaN, or +inf if no NaN), which the epilogue writes
+             * with a NaN row; a -inf score weighs exactly 0, like a masked
+             * entry. */
 #pragma unroll
             for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
                 for (int r = 0; r < 2; r++) {
-                    /* fmaxf ignores a NaN score: m stays a number, and the
-                     * NaN reaches l through exp2(NaN - m_ref) = NaN instead. */
+                    /* NaN guard: fmax_nan, not fmaxf, so that a NaN score
+                     * makes m NaN for good (and with it every weight, l and
+                     * o): the row's LSE must then be NaN, not +inf. */
                     float mx = neg_inf();
 #pragma unroll
                     for (int i = 0; i < kN / 8; i++)
-                        mx = fmaxf(mx, fmaxf(s[mt][i][2 * r], s[mt][i][2 * r + 1]));
+                        mx = fmax_nan(mx, fmax_nan(s[mt][i][2 * r], s[mt][i][2 * r + 1]));
                     /* The four threads of a quad hold one row between them. */
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                    const float m_new = fmaxf(m_run[mt][r], mx);
+                    mx = fmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                    mx = fmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                    const float m_new = fmax_nan(m_run[mt][r], mx);
                     /* -inf guard: a row with no finite score so far has
                      * m_new == -inf, and s - m_new would be -inf - -inf = NaN.
                      * Subtracting 0 instead gives exp2(-inf) = 0 for every
                      * masked or -inf entry, and the correction below is then
                      * 0 times an accumulator that is still all zeros. Only
                      * -inf is guarded: m_new == +inf (a +inf score) must give
-                     * exp2(inf - inf) = NaN at that entry, poisoning l. */
+                     * exp2(inf - inf) = NaN at that entry, poisoning l, and
+                     * m_new NaN gives NaN everywhere. */
                     const float m_ref = m_new == neg_inf() ? 0.f : m_new;
                     /* -inf guard: m_run == -inf (nothing seen yet) gives
                      * exp2(-inf) = 0, dropping the (empty) old sums. Once
@@ -404,8 +415,8 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
      * l == 0 and o == 0: they are written as zeros with log-sum-exp -inf,
      * never 0/0, and never 0 * o: o may hold 0 * NaN from a NaN in V at a
      * masked or -inf-scored key. The guard tests l == 0, not l > 0: a row
-     * poisoned by a NaN or +inf score has l = NaN, and 1/l, log2(l) make it
-     * NaN throughout. */
+     * poisoned by a NaN or +inf score has l = NaN: 1/l makes its output
+     * NaN, and its LSE is m, +inf or NaN (log2(l) would make it NaN). */
 #pragma unroll
     for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
@@ -426,6 +437,7 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
             }
             if (p.lse && t4 == 0)
                 p.lse[((long long)b * p.heads + h) * p.q_len + qi] =
-                    empty ? neg_inf() : (m_run[mt][r] + __log2f(l)) * 0.69314718055994531f;
+                    empty ? neg_inf()
+                          : (l != l ? m_run[mt][r] : m_run[mt][r] + __log2f(l)) * 0.69314718055994531f;
         }
 }

@@ -44,7 +44,7 @@ bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, doubl
         for (int64_t h = 0; ok && h < H; h++)
             for (int64_t q = 0; ok && q < Q; q++) {
                 double mx = -INFINITY;
-                bool poisoned = false; /* a NaN or +inf score at a true position */
+                bool poisoned = false, nan = false; /* a NaN or +inf score at a true position */
                 for (int64_t kv = 0; kv < KV; kv++) {
                     fmc_violation v;
                     bool val = false;
@@ -64,14 +64,15 @@ bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, doubl
                      * range is infinite there (the contract's overflow). */
                     if (fabs(s[kv]) > FLT_MAX) s[kv] = copysign(INFINITY, s[kv]);
                     if (!(s[kv] < INFINITY)) poisoned = true;
+                    if (isnan(s[kv])) nan = true;
                     if (s[kv] > mx) mx = s[kv];
                 }
                 double *o = out + ((b * H + h) * Q + q) * D;
                 double *row_lse = lse + (b * H + h) * Q + q;
-                if (poisoned) { /* NaN output and LSE, as in PyTorch */
+                if (poisoned) { /* NaN output; LSE as torch.logsumexp gives it */
                     for (int64_t d = 0; d < D; d++)
                         o[d] = NAN;
-                    *row_lse = NAN;
+                    *row_lse = nan ? NAN : INFINITY;
                     continue;
                 }
                 for (int64_t d = 0; d < D; d++)

@@ -1040,22 +1040,27 @@ static size_t nf_row(int64_t h, int64_t q) {
     return (size_t)(h * NF_S + q);
 }
 
-static void nf_expect_nan_row(const nf_fixture *f, size_t row) {
+/* A poisoned row: output NaN throughout; LSE NaN when some true score is
+ * NaN, else +inf (lse_nan false), as torch.logsumexp gives. */
+static void nf_expect_nan_row(const nf_fixture *f, size_t row, bool lse_nan) {
     for (size_t d = 0; d < NF_D; d++)
         if (!isnan(f->out[row * NF_D + d]))
             fail_msg("row %zu col %zu is %g, not NaN", row, d, f->out[row * NF_D + d]);
-    if (!isnan(f->lse[row])) fail_msg("LSE of row %zu is %g, not NaN", row, f->lse[row]);
+    float x = f->lse[row];
+    if (lse_nan ? !isnan(x) : !(x == INFINITY))
+        fail_msg("LSE of row %zu is %g, not %s", row, x, lse_nan ? "NaN" : "+inf");
 }
 
 /* Every row but the NaN ones (nan_row(h, q) true) is as in the clean run,
- * bit for bit; the NaN ones are NaN throughout. */
-static void nf_expect_rows(const nf_fixture *f, bool (*nan_row)(int64_t h, int64_t q)) {
+ * bit for bit; the NaN ones are poisoned (nf_expect_nan_row). */
+static void nf_expect_rows(const nf_fixture *f, bool (*nan_row)(int64_t h, int64_t q),
+                           bool lse_nan) {
     int64_t nans = 0;
     for (int64_t h = 0; h < NF_H; h++)
         for (int64_t q = 0; q < NF_S; q++) {
             size_t r = nf_row(h, q);
             if (nan_row(h, q)) {
-                nf_expect_nan_row(f, r);
+                nf_expect_nan_row(f, r, lse_nan);
                 nans++;
                 continue;
             }
@@ -1102,14 +1107,14 @@ static void test_nan_in_q(void **state) {
         nf_clean_run(f);
         ref_tensor_set(&f->a.q, 0, 1, 37, 5, NAN);
         nf_run(f);
-        nf_expect_rows(f, nan_row_q_h1_q37);
+        nf_expect_rows(f, nan_row_q_h1_q37, true);
         nf_check_ref(f);
-        /* +inf in Q with column 3 of k mostly of both signs: some true
-         * score is +inf, or inf * 0 = NaN; the row is NaN either way. */
+        /* +inf in Q, column 3 of k of both signs (never 0): the row
+         * scores +inf and -inf, no NaN; its LSE is +inf. */
         ref_tensor_set(&f->a.q, 0, 1, 37, 5, 0.5);
         ref_tensor_set(&f->a.q, 0, 1, 37, 3, INFINITY);
         nf_run(f);
-        nf_expect_rows(f, nan_row_q_h1_q37);
+        nf_expect_rows(f, nan_row_q_h1_q37, false);
         nf_free(f);
         free(f);
     }
@@ -1123,20 +1128,35 @@ static void test_inf_nan_in_k(void **state) {
     nf_fixture *f = malloc(sizeof *f);
     nf_setup(f, FM_FLOAT32);
     nf_clean_run(f);
-    double orig = ref_tensor_get(&f->a.k, 0, 0, 20, 3);
+    double orig = ref_tensor_get(&f->a.k, 0, 0, 20, 3), orig40 = ref_tensor_get(&f->a.k, 0, 0, 40, 3);
     double bad[2] = {INFINITY, NAN};
     for (int i = 0; i < 2; i++) {
         ref_tensor_set(&f->a.k, 0, 0, 20, 3, bad[i]);
         nf_run(f);
-        nf_expect_rows(f, nan_row_k20);
+        nf_expect_rows(f, nan_row_k20, isnan(bad[i]));
         nf_check_ref(f);
     }
+    /* +inf and NaN in one row, in different tiles and either order: the
+     * LSE is NaN from the NaN on (a NaN poisons for good, whatever comes
+     * after), +inf where the row keeps only the +inf. */
+    for (int i = 0; i < 2; i++) {
+        ref_tensor_set(&f->a.k, 0, 0, 20, 3, bad[i]);
+        ref_tensor_set(&f->a.k, 0, 0, 40, 3, bad[1 - i]);
+        nf_run(f);
+        nf_check_ref(f);
+        for (int64_t h = 0; h < 2; h++) {
+            nf_expect_nan_row(f, nf_row(h, 30), i == 1);
+            nf_expect_nan_row(f, nf_row(h, 45), true);
+            nf_expect_nan_row(f, nf_row(h, 69), true);
+        }
+    }
+    ref_tensor_set(&f->a.k, 0, 0, 40, 3, orig40);
     /* kv 69 is true only for q 69, in the clipped partial tile 64..69:
      * an inf there reaches no other row of that tile. */
     ref_tensor_set(&f->a.k, 0, 0, 20, 3, orig);
     ref_tensor_set(&f->a.k, 0, 1, 69, 3, INFINITY);
     nf_run(f);
-    nf_expect_rows(f, nan_row_q69_kvh1);
+    nf_expect_rows(f, nan_row_q69_kvh1, false);
     nf_check_ref(f);
     nf_free(f);
     free(f);
@@ -1241,7 +1261,7 @@ static void test_score_overflow(void **state) {
         nf_set_k_row(f, 1, 10, 1e20);
         nf_run(f);
         nf_check_ref(f);
-        nf_expect_nan_row(f, nf_row(2, 50));
+        nf_expect_nan_row(f, nf_row(2, 50), false);
         /* q 51 scores kv 10 at -inf (dropped): finite output. */
         assert_true(isfinite(f->out[nf_row(2, 51) * NF_D]) && isfinite(f->lse[nf_row(2, 51)]));
         nf_free(f);
@@ -1259,7 +1279,7 @@ static void test_score_overflow(void **state) {
     ref_tensor_set(&f->a.k, 0, 1, 10, 3, INFINITY);
     nf_run(f);
     nf_check_ref(f);
-    nf_expect_nan_row(f, nf_row(2, 50));
+    nf_expect_nan_row(f, nf_row(2, 50), false);
     nf_free(f);
     free(f);
 }

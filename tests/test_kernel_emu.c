@@ -240,6 +240,16 @@ static void inj_k_inf(const emu_case *c, uint16_t *q, uint16_t *k, uint16_t *v) 
     k[at(c, c->kv_heads, c->kv_len, b, 0, c->kv_len - 1, 3)] = h16(c, -INFINITY);
 }
 
+/* +inf in one key and NaN in a later one: rows keeping both have LSE NaN,
+ * rows keeping only the first +inf (the kernel's max must not drop a NaN). */
+static void inj_k_inf_nan(const emu_case *c, uint16_t *q, uint16_t *k, uint16_t *v) {
+    (void)v;
+    int64_t b = c->batch - 1;
+    for (int64_t s = 0; s < c->q_len; s++) q[at(c, c->heads, c->q_len, b, 0, s, 2)] = h16(c, 1.0f);
+    k[at(c, c->kv_heads, c->kv_len, b, 0, c->kv_len / 5, 2)] = h16(c, INFINITY);
+    k[at(c, c->kv_heads, c->kv_len, b, 0, c->kv_len / 2, 6)] = h16(c, NAN);
+}
+
 /* A query row and a key row of the largest values: q.k overflows float32
  * in bf16 (1e20 * 1e20 * D); in fp16 (65504^2 * D) it cannot, and the row
  * must stay finite. */
@@ -254,7 +264,10 @@ static void inj_overflow(const emu_case *c, uint16_t *q, uint16_t *k, uint16_t *
 }
 
 static const injector injectors[] = {
-    {"NaN in q", inj_q_nan}, {"+-inf in k", inj_k_inf}, {"overflow", inj_overflow}};
+    {"NaN in q", inj_q_nan},
+    {"+-inf in k", inj_k_inf},
+    {"+inf, NaN in k", inj_k_inf_nan},
+    {"overflow", inj_overflow}};
 #define NINJ (sizeof injectors / sizeof injectors[0])
 
 /* Same class: both NaN, both the same infinity, or both finite. */
@@ -312,7 +325,7 @@ static int64_t run_case(const emu_case *c, prepared *p, emu_run_fn run, tu_rng *
     for (size_t row = 0; row < nl; row++) {
         bool is_empty = isinf(lc[row]) && lc[row] < 0;
         empty += is_empty;
-        nan_rows += isnan(lc[row]);
+        nan_rows += isnan(oc[row * (size_t)D]); /* poisoned: LSE NaN or +inf */
         if (c->lse) {
             if (fmr_f32_bits(le[row]) == UNWRITTEN)
                 fail_msg("%s %s: LSE of row %zu not written", c->file, what, row);

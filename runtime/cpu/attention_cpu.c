@@ -421,14 +421,16 @@ static void run_task(const plan *p, workspace *w, int64_t b, int64_t h, int64_t 
          * The zeros are written, not 0 * O: O may hold 0 * NaN from a NaN
          * in V at a -inf-scored key, and such a row is still empty. l is
          * NaN when a NaN or +inf score poisoned the row
-         * (fmr_softmax_poison): 1/l and log(l) make output and LSE NaN. */
+         * (fmr_softmax_poison): 1/l makes the output NaN, and the LSE is
+         * the row's m, +inf or NaN. */
         if (l == 0.0f) memset(w->o + i * Dp, 0, (size_t)D * sizeof(float));
         float inv = l == 0.0f ? 0.0f : 1.0f / l;
         store_row(out, offset3(out, b, h, q0 + i), out->strides[3], w->o + i * Dp, inv, D);
         if (p->a->lse) {
-            float lse = l == 0.0f
-                            ? -INFINITY
-                            : (float)(0.69314718055994530942 * (double)w->mrow[i] + log((double)l));
+            float lse = l == 0.0f  ? -INFINITY
+                        : isnan(l) ? w->mrow[i]
+                                   : (float)(0.69314718055994530942 * (double)w->mrow[i] +
+                                             log((double)l));
             p->a->lse[(b * bm->heads + h) * bm->q_len + q0 + i] = lse;
         }
     }

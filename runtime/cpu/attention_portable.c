@@ -72,7 +72,7 @@ static float softmax_row_portable(float *s, int64_t n, int64_t np, const uint8_t
         if (t > mx) mx = t;
         poisoned |= !(t < INFINITY); /* NaN or +inf; excluded positions are -inf */
     }
-    if (poisoned) return fmr_softmax_poison(s, np, l);
+    if (poisoned || isnan(*l)) return fmr_softmax_poison(s, np, m, l);
     float m_new = *m > mx ? *m : mx;
     if (m_new == -INFINITY) {
         /* No included position in this row so far: t - m_new would be

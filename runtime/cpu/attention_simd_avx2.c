@@ -156,7 +156,7 @@ AVX2 static float softmax_row_avx2(float *s, int64_t n, int64_t np, const uint8_
         /* NaN or +inf (excluded positions are -inf); max_ps would drop a NaN. */
         vbad = _mm256_or_ps(vbad, _mm256_cmp_ps(t, _mm256_set1_ps(INFINITY), _CMP_NLT_UQ));
     }
-    if (_mm256_movemask_ps(vbad)) return fmr_softmax_poison(s, np, l);
+    if (_mm256_movemask_ps(vbad) || isnan(*l)) return fmr_softmax_poison(s, np, m, l);
     float mx = hmax8(vmax);
     float m_new = *m > mx ? *m : mx;
     if (m_new == -INFINITY) {
