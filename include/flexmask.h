@@ -279,7 +279,11 @@ typedef struct fm_attention_args {
 
 /* Flash-style attention forward over the BlockMask on the CPU: empty tiles
  * are skipped, full tiles never evaluate the mask. A query row with no true
- * position gets zeros and log-sum-exp -inf. Results are bit-for-bit the
+ * position, or whose true scores are all -inf, gets zeros and log-sum-exp
+ * -inf; a NaN or +inf score at a true position (NaN or infinite q or k, or
+ * an overflowing q.k) makes the row's output NaN and its log-sum-exp NaN
+ * (+inf if no such score is NaN), as in PyTorch (docs/language.md, "NaN
+ * and infinities"). Results are bit-for-bit the
  * same for every thread count. The first call over a BlockMask evaluates
  * its partial tiles once and keeps them in it as bits (one bit per position
  * of each stored partial tile: 2 KiB for a 128 x 128 tile; not kept past

@@ -101,6 +101,14 @@ __device__ __forceinline__ unsigned pack2(float lo, float hi) {
     return r;
 }
 
+/* max that returns NaN when either operand is NaN (fmaxf drops it): one
+ * instruction on sm_80+, the same cost as fmaxf. */
+__device__ __forceinline__ float fmax_nan(float a, float b) {
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;\n" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+
 /* 2^x; 2^-inf is +0, which the masked entries rely on. */
 __device__ __forceinline__ float exp2_approx(float x) {
     float r;
@@ -304,33 +312,47 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
                 }
             }
 
-            /* Online softmax, rows g (r = 0) and g + 8 (r = 1) of each slice. */
+            /* Online softmax, rows g (r = 0) and g + 8 (r = 1) of each slice.
+             * Non-finite scores follow docs/language.md ("NaN and
+             * infinities") with no branch of their own: a NaN or +inf score
+             * at a true position turns l into NaN for good, and m into the
+             * row's LSE (NaN, or +inf if no NaN), which the epilogue writes
+             * with a NaN row; a -inf score weighs exactly 0, like a masked
+             * entry. */
 #pragma unroll
             for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
                 for (int r = 0; r < 2; r++) {
+                    /* NaN guard: fmax_nan, not fmaxf, so that a NaN score
+                     * makes m NaN for good (and with it every weight, l and
+                     * o): the row's LSE must then be NaN, not +inf. */
                     float mx = neg_inf();
 #pragma unroll
                     for (int i = 0; i < kN / 8; i++)
-                        mx = fmaxf(mx, fmaxf(s[mt][i][2 * r], s[mt][i][2 * r + 1]));
+                        mx = fmax_nan(mx, fmax_nan(s[mt][i][2 * r], s[mt][i][2 * r + 1]));
                     /* The four threads of a quad hold one row between them. */
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                    const float m_new = fmaxf(m_run[mt][r], mx);
-                    /* -inf guard: a row with no true position so far has
+                    mx = fmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                    mx = fmax_nan(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                    const float m_new = fmax_nan(m_run[mt][r], mx);
+                    /* -inf guard: a row with no finite score so far has
                      * m_new == -inf, and s - m_new would be -inf - -inf = NaN.
                      * Subtracting 0 instead gives exp2(-inf) = 0 for every
-                     * masked entry, and the correction below is then 0 times
-                     * an accumulator that is still all zeros. */
+                     * masked or -inf entry, and the correction below is then
+                     * 0 times an accumulator that is still all zeros. Only
+                     * -inf is guarded: m_new == +inf (a +inf score) must give
+                     * exp2(inf - inf) = NaN at that entry, poisoning l, and
+                     * m_new NaN gives NaN everywhere. */
                     const float m_ref = m_new == neg_inf() ? 0.f : m_new;
                     /* -inf guard: m_run == -inf (nothing seen yet) gives
-                     * exp2(-inf) = 0, dropping the (empty) old sums. */
+                     * exp2(-inf) = 0, dropping the (empty) old sums. Once
+                     * m_run is +inf this is exp2(NaN): l and o stay NaN. */
                     const float corr = exp2_approx(m_run[mt][r] - m_ref);
                     m_run[mt][r] = m_new;
                     float sum = 0.f;
 #pragma unroll
                     for (int i = 0; i < kN / 8; i++) {
-                        /* Masked entries are -inf here, so exp2 gives exactly 0. */
+                        /* Masked entries are -inf here, so exp2 gives exactly 0;
+                         * a NaN score gives NaN, and so does +inf - +inf. */
                         s[mt][i][2 * r] = exp2_approx(s[mt][i][2 * r] - m_ref);
                         s[mt][i][2 * r + 1] = exp2_approx(s[mt][i][2 * r + 1] - m_ref);
                         sum += s[mt][i][2 * r] + s[mt][i][2 * r + 1];
@@ -356,7 +378,13 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
 #pragma unroll
             for (int kk = 0; kk < kN / 16; kk++) {
                 /* The accumulators of S tiles 2kk and 2kk+1 are exactly
-                 * the A fragment of P's 16-column chunk kk. */
+                 * the A fragment of P's 16-column chunk kk. Every V row of
+                 * the tile is multiplied by its weight, 0 included, so a NaN
+                 * or inf in V reaches the output even at a masked position
+                 * of a partial tile (0 * NaN) when the row has some weight,
+                 * unlike on the CPU, which skips false positions when a
+                 * partial tile's V is not finite. At true positions both
+                 * multiply, as P @ V does. */
                 unsigned a[kMT][4];
 #pragma unroll
                 for (int mt = 0; mt < kMT; mt++) {
@@ -383,8 +411,12 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
         }
     }
 
-    /* Epilogue: rows with no true position have l == 0 and o == 0: they
-     * are written as zeros with log-sum-exp -inf, never 0/0. */
+    /* Epilogue: rows with no true position (or only -inf scores) have
+     * l == 0 and o == 0: they are written as zeros with log-sum-exp -inf,
+     * never 0/0, and never 0 * o: o may hold 0 * NaN from a NaN in V at a
+     * masked or -inf-scored key. The guard tests l == 0, not l > 0: a row
+     * poisoned by a NaN or +inf score has l = NaN: 1/l makes its output
+     * NaN, and its LSE is m, +inf or NaN (log2(l) would make it NaN). */
 #pragma unroll
     for (int mt = 0; mt < kMT; mt++)
 #pragma unroll
@@ -394,15 +426,18 @@ extern "C" __global__ void __launch_bounds__(FM_FWD_THREADS)
             l += __shfl_xor_sync(0xffffffffu, l, 2);
             const int qi = q0 + wrow + mt * 16 + g + r * 8;
             if (qi >= p.q_len) continue;
-            const float inv = l > 0.f ? 1.f / l : 0.f;
+            const bool empty = l == 0.f;
+            const float inv = empty ? 0.f : 1.f / l;
             float *orow = p.out + (((long long)b * p.heads + h) * p.q_len + qi) * kD;
 #pragma unroll
             for (int i = 0; i < kD / 8; i++) {
-                float2 v2 = make_float2(o[mt][i][2 * r] * inv, o[mt][i][2 * r + 1] * inv);
+                float2 v2 = empty ? make_float2(0.f, 0.f)
+                                  : make_float2(o[mt][i][2 * r] * inv, o[mt][i][2 * r + 1] * inv);
                 *(float2 *)(orow + i * 8 + 2 * t4) = v2;
             }
             if (p.lse && t4 == 0)
                 p.lse[((long long)b * p.heads + h) * p.q_len + qi] =
-                    l > 0.f ? (m_run[mt][r] + __log2f(l)) * 0.69314718055994531f : neg_inf();
+                    empty ? neg_inf()
+                          : (l != l ? m_run[mt][r] : m_run[mt][r] + __log2f(l)) * 0.69314718055994531f;
         }
 }

@@ -1,5 +1,6 @@
 #include "ref_attention.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -43,6 +44,7 @@ bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, doubl
         for (int64_t h = 0; ok && h < H; h++)
             for (int64_t q = 0; ok && q < Q; q++) {
                 double mx = -INFINITY;
+                bool poisoned = false, nan = false; /* a NaN or +inf score at a true position */
                 for (int64_t kv = 0; kv < KV; kv++) {
                     fmc_violation v;
                     bool val = false;
@@ -58,26 +60,43 @@ bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, doubl
                         dot += ref_tensor_get(&args->q, b, h, q, d) *
                                ref_tensor_get(&args->k, b, h / group, kv, d);
                     s[kv] = dot * scale;
+                    /* Every runtime holds scores in float32: one past its
+                     * range is infinite there (the contract's overflow). */
+                    if (fabs(s[kv]) > FLT_MAX) s[kv] = copysign(INFINITY, s[kv]);
+                    if (!(s[kv] < INFINITY)) poisoned = true;
+                    if (isnan(s[kv])) nan = true;
                     if (s[kv] > mx) mx = s[kv];
                 }
                 double *o = out + ((b * H + h) * Q + q) * D;
-                for (int64_t d = 0; d < D; d++)
-                    o[d] = 0.0;
-                double sum = 0.0;
-                if (mx == -INFINITY) { /* no true position: zero output, -inf lse */
-                    lse[(b * H + h) * Q + q] = -INFINITY;
+                double *row_lse = lse + (b * H + h) * Q + q;
+                if (poisoned) { /* NaN output; LSE as torch.logsumexp gives it */
+                    for (int64_t d = 0; d < D; d++)
+                        o[d] = NAN;
+                    *row_lse = nan ? NAN : INFINITY;
                     continue;
                 }
+                for (int64_t d = 0; d < D; d++)
+                    o[d] = 0.0;
+                /* A -inf score weighs 0, but its V is still multiplied by
+                 * that weight (0 * NaN = NaN, as in P @ V); false positions
+                 * are never read. */
+                double sum = 0.0;
                 for (int64_t kv = 0; kv < KV; kv++) {
                     if (!keep[kv]) continue;
-                    double p = exp(s[kv] - mx);
+                    double p = s[kv] == -INFINITY ? 0.0 : exp(s[kv] - mx);
                     sum += p;
                     for (int64_t d = 0; d < D; d++)
                         o[d] += p * ref_tensor_get(&args->v, b, h / group, kv, d);
                 }
+                if (sum == 0.0) { /* no true position with a score above -inf */
+                    for (int64_t d = 0; d < D; d++)
+                        o[d] = 0.0; /* empty, whatever 0 * V gave */
+                    *row_lse = -INFINITY;
+                    continue;
+                }
                 for (int64_t d = 0; d < D; d++)
                     o[d] /= sum;
-                lse[(b * H + h) * Q + q] = mx + log(sum);
+                *row_lse = mx + log(sum);
             }
     free(regs);
     free(s);

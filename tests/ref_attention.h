@@ -19,7 +19,9 @@ void ref_tensor_set(fm_tensor *t, int64_t i0, int64_t i1, int64_t i2, int64_t i3
  * fm_attention_args; args->out is not used) under the mask of bm. Writes
  * out as a contiguous [BATCH, HEADS, Q_LEN, D] array and lse as
  * [BATCH, HEADS, Q_LEN] (natural log; -inf and zero output for a row with
- * no true position). When true_count is not NULL it receives the number of
+ * no true position or only -inf scores; NaN output for a row with a NaN or
+ * +inf score at a true position, and LSE NaN if one is NaN, else +inf; a
+ * score past the float32 range counts as infinite). When true_count is not NULL it receives the number of
  * true positions over every (b, h). Returns false when a point breaks a
  * safety rule. */
 bool ref_attention(const fmc_blockmask *bm, const fm_attention_args *args, double *out, double *lse,

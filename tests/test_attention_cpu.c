@@ -922,6 +922,368 @@ static void test_partial_tiles_once(void **state) {
     }
 }
 
+/* ---- NaN and infinities (docs/language.md, "NaN and infinities") ---- */
+
+/* B 1, HEADS 4 over 2 key/value heads (GQA), causal over 70 x 70 in
+ * 16 x 16 tiles: diagonal tiles partial, those below full, the last ones
+ * clipped. Column 3 of Q is 1 so that an infinity in column 3 of a K row
+ * gives that key an infinite score of the same sign. */
+#define NF_H 4
+#define NF_KVH 2
+#define NF_S 70
+#define NF_D 24
+#define NF_N (NF_H * NF_S * NF_D)
+#define NF_ROWS (NF_H * NF_S)
+
+typedef struct nf_fixture {
+    af_mask tm;
+    fmc_blockmask *bm;
+    fm_attention_args a;
+    float out[NF_N], lse[NF_ROWS];       /* the latest run (portable, 1 thread) */
+    float clean[NF_N], clean_lse[NF_ROWS]; /* before any non-finite value */
+} nf_fixture;
+
+static void nf_setup(nf_fixture *f, fm_dtype dt) {
+    tu_rng rng = {77};
+    memset(f, 0, sizeof *f);
+    af_make_mask(&f->tm, AF_M_CAUSAL, 1, NF_H, NF_S, NF_S, &rng);
+    f->bm = af_build_bm(&f->tm, 16, 16);
+    assert_true(f->bm->stats.partial > 0 && f->bm->stats.full > 0);
+    f->a.struct_size = sizeof f->a;
+    f->a.q = af_make_tensor(dt, AF_L_BHSD, 1, NF_H, NF_S, NF_D);
+    f->a.k = af_make_tensor(dt, AF_L_BSHD, 1, NF_KVH, NF_S, NF_D);
+    f->a.v = af_make_tensor(dt, AF_L_BHSD, 1, NF_KVH, NF_S, NF_D);
+    af_fill_random(&f->a.q, &rng, 1.0);
+    af_fill_random(&f->a.k, &rng, 1.0);
+    af_fill_random(&f->a.v, &rng, 1.0);
+    for (int64_t h = 0; h < NF_H; h++)
+        for (int64_t q = 0; q < NF_S; q++) ref_tensor_set(&f->a.q, 0, h, q, 3, 1.0);
+    f->a.out = fm_tensor_contiguous(f->out, FM_FLOAT32, 1, NF_H, NF_S, NF_D);
+    f->a.lse = f->lse;
+}
+
+static void nf_free(nf_fixture *f) {
+    free(f->a.q.data);
+    free(f->a.k.data);
+    free(f->a.v.data);
+    af_free_bm(f->bm);
+    af_free_mask(&f->tm);
+}
+
+static bool nf_same_class(float x, float y) {
+    return isnan(x) == isnan(y) && isinf(x) == isinf(y) && (!isinf(x) || x == y);
+}
+
+/* Runs on both ISAs with 1 and 3 threads: thread counts agree bit for bit,
+ * the ISAs on which values are NaN or infinite and closely elsewhere. Leaves
+ * the portable result in f->out and f->lse. */
+static void nf_run(nf_fixture *f) {
+    static float first[NF_N], first_lse[NF_ROWS], port[NF_N], port_lse[NF_ROWS];
+    fmr_isa isas[2] = {FMR_ISA_PORTABLE, FMR_ISA_AVX2};
+    int threads[2] = {1, 3};
+    for (int ii = 0; ii < (fmr_cpu_has_avx2() ? 2 : 1); ii++) {
+        for (int t = 0; t < 2; t++) {
+            f->a.num_threads = threads[t];
+            memset(f->out, 0xff, sizeof f->out);
+            assert_int_equal(fmr_attention_cpu_isa(f->bm, &f->a, isas[ii], NULL, NULL), FM_OK);
+            if (t == 0) {
+                memcpy(first, f->out, sizeof first);
+                memcpy(first_lse, f->lse, sizeof first_lse);
+            } else {
+                assert_memory_equal(first, f->out, sizeof first);
+                assert_memory_equal(first_lse, f->lse, sizeof first_lse);
+            }
+        }
+        if (ii == 0) {
+            memcpy(port, first, sizeof port);
+            memcpy(port_lse, first_lse, sizeof port_lse);
+            continue;
+        }
+        for (size_t i = 0; i < NF_N; i++) {
+            if (!nf_same_class(port[i], first[i]))
+                fail_msg("element %zu: portable %g, avx2 %g", i, port[i], first[i]);
+            if (isfinite(port[i])) assert_true(fabsf(port[i] - first[i]) <= 1e-5f);
+        }
+        for (size_t i = 0; i < NF_ROWS; i++) {
+            if (!nf_same_class(port_lse[i], first_lse[i]))
+                fail_msg("LSE %zu: portable %g, avx2 %g", i, port_lse[i], first_lse[i]);
+            if (isfinite(port_lse[i]))
+                assert_true(fabsf(port_lse[i] - first_lse[i]) <=
+                            1e-4f * fmaxf(1.0f, fabsf(port_lse[i])));
+        }
+    }
+    memcpy(f->out, port, sizeof port);
+    memcpy(f->lse, port_lse, sizeof port_lse);
+}
+
+/* The latest run against the float64 reference, NaN for NaN, -inf for -inf. */
+static void nf_check_ref(nf_fixture *f) {
+    double *ref = malloc(NF_N * sizeof *ref), *ref_lse = malloc(NF_ROWS * sizeof *ref_lse);
+    assert_true(ref_attention(f->bm, &f->a, ref, ref_lse, NULL));
+    for (size_t i = 0; i < NF_N; i++) {
+        if (!nf_same_class(f->out[i], (float)ref[i]))
+            fail_msg("element %zu (row %zu): %g, reference %g", i, i / NF_D, f->out[i], ref[i]);
+        if (isfinite(ref[i]) && fabs(f->out[i] - ref[i]) > 2e-3)
+            fail_msg("element %zu (row %zu): %g, reference %g", i, i / NF_D, f->out[i], ref[i]);
+    }
+    for (size_t i = 0; i < NF_ROWS; i++) {
+        if (!nf_same_class(f->lse[i], (float)ref_lse[i]))
+            fail_msg("LSE of row %zu: %g, reference %g", i, f->lse[i], ref_lse[i]);
+        if (isfinite(ref_lse[i]) && fabs(f->lse[i] - ref_lse[i]) > 1e-3 * fmax(1, fabs(ref_lse[i])))
+            fail_msg("LSE of row %zu: %g, reference %g", i, f->lse[i], ref_lse[i]);
+    }
+    free(ref);
+    free(ref_lse);
+}
+
+static size_t nf_row(int64_t h, int64_t q) {
+    return (size_t)(h * NF_S + q);
+}
+
+/* A poisoned row: output NaN throughout; LSE NaN when some true score is
+ * NaN, else +inf (lse_nan false), as torch.logsumexp gives. */
+static void nf_expect_nan_row(const nf_fixture *f, size_t row, bool lse_nan) {
+    for (size_t d = 0; d < NF_D; d++)
+        if (!isnan(f->out[row * NF_D + d]))
+            fail_msg("row %zu col %zu is %g, not NaN", row, d, f->out[row * NF_D + d]);
+    float x = f->lse[row];
+    if (lse_nan ? !isnan(x) : !(x == INFINITY))
+        fail_msg("LSE of row %zu is %g, not %s", row, x, lse_nan ? "NaN" : "+inf");
+}
+
+/* Every row but the NaN ones (nan_row(h, q) true) is as in the clean run,
+ * bit for bit; the NaN ones are poisoned (nf_expect_nan_row). */
+static void nf_expect_rows(const nf_fixture *f, bool (*nan_row)(int64_t h, int64_t q),
+                           bool lse_nan) {
+    int64_t nans = 0;
+    for (int64_t h = 0; h < NF_H; h++)
+        for (int64_t q = 0; q < NF_S; q++) {
+            size_t r = nf_row(h, q);
+            if (nan_row(h, q)) {
+                nf_expect_nan_row(f, r, lse_nan);
+                nans++;
+                continue;
+            }
+            if (memcmp(f->out + r * NF_D, f->clean + r * NF_D, NF_D * sizeof(float)) != 0 ||
+                memcmp(&f->lse[r], &f->clean_lse[r], sizeof(float)) != 0)
+                fail_msg("row %zu (head %lld, q %lld) changed", r, (long long)h, (long long)q);
+        }
+    assert_true(nans > 0);
+}
+
+static void nf_clean_run(nf_fixture *f) {
+    nf_run(f);
+    nf_check_ref(f);
+    memcpy(f->clean, f->out, sizeof f->clean);
+    memcpy(f->clean_lse, f->lse, sizeof f->clean_lse);
+}
+
+static void nf_set_k_row(nf_fixture *f, int64_t kvh, int64_t kv, double x) {
+    for (int64_t d = 0; d < NF_D; d++) ref_tensor_set(&f->a.k, 0, kvh, kv, d, x);
+}
+
+static bool nan_row_q_h1_q37(int64_t h, int64_t q) {
+    return h == 1 && q == 37;
+}
+
+/* kv 20 of key/value head 0 (heads 0 and 1): true for q >= 20, in a
+ * partial tile for q < 32 and a full one beyond. */
+static bool nan_row_k20(int64_t h, int64_t q) {
+    return h < 2 && q >= 20;
+}
+
+static bool nan_row_q69_kvh1(int64_t h, int64_t q) {
+    return h >= 2 && q == 69;
+}
+
+/* A NaN in one element of Q: that row is NaN (output and LSE), every other
+ * row is unchanged, bit for bit. */
+static void test_nan_in_q(void **state) {
+    (void)state;
+    fm_dtype dts[3] = {FM_FLOAT32, FM_FLOAT16, FM_BFLOAT16};
+    for (int di = 0; di < 3; di++) {
+        nf_fixture *f = malloc(sizeof *f);
+        nf_setup(f, dts[di]);
+        nf_clean_run(f);
+        ref_tensor_set(&f->a.q, 0, 1, 37, 5, NAN);
+        nf_run(f);
+        nf_expect_rows(f, nan_row_q_h1_q37, true);
+        nf_check_ref(f);
+        /* +inf in Q, column 3 of k of both signs (never 0): the row
+         * scores +inf and -inf, no NaN; its LSE is +inf. */
+        ref_tensor_set(&f->a.q, 0, 1, 37, 5, 0.5);
+        ref_tensor_set(&f->a.q, 0, 1, 37, 3, INFINITY);
+        nf_run(f);
+        nf_expect_rows(f, nan_row_q_h1_q37, false);
+        nf_free(f);
+        free(f);
+    }
+}
+
+/* +inf and NaN in one K row: every row for which that key is true is NaN;
+ * rows for which it is false (q < 20: masked positions are never scored)
+ * and heads reading the other key/value head are unchanged. */
+static void test_inf_nan_in_k(void **state) {
+    (void)state;
+    nf_fixture *f = malloc(sizeof *f);
+    nf_setup(f, FM_FLOAT32);
+    nf_clean_run(f);
+    double orig = ref_tensor_get(&f->a.k, 0, 0, 20, 3), orig40 = ref_tensor_get(&f->a.k, 0, 0, 40, 3);
+    double bad[2] = {INFINITY, NAN};
+    for (int i = 0; i < 2; i++) {
+        ref_tensor_set(&f->a.k, 0, 0, 20, 3, bad[i]);
+        nf_run(f);
+        nf_expect_rows(f, nan_row_k20, isnan(bad[i]));
+        nf_check_ref(f);
+    }
+    /* +inf and NaN in one row, in different tiles and either order: the
+     * LSE is NaN from the NaN on (a NaN poisons for good, whatever comes
+     * after), +inf where the row keeps only the +inf. */
+    for (int i = 0; i < 2; i++) {
+        ref_tensor_set(&f->a.k, 0, 0, 20, 3, bad[i]);
+        ref_tensor_set(&f->a.k, 0, 0, 40, 3, bad[1 - i]);
+        nf_run(f);
+        nf_check_ref(f);
+        for (int64_t h = 0; h < 2; h++) {
+            nf_expect_nan_row(f, nf_row(h, 30), i == 1);
+            nf_expect_nan_row(f, nf_row(h, 45), true);
+            nf_expect_nan_row(f, nf_row(h, 69), true);
+        }
+    }
+    ref_tensor_set(&f->a.k, 0, 0, 40, 3, orig40);
+    /* kv 69 is true only for q 69, in the clipped partial tile 64..69:
+     * an inf there reaches no other row of that tile. */
+    ref_tensor_set(&f->a.k, 0, 0, 20, 3, orig);
+    ref_tensor_set(&f->a.k, 0, 1, 69, 3, INFINITY);
+    nf_run(f);
+    nf_expect_rows(f, nan_row_q69_kvh1, false);
+    nf_check_ref(f);
+    nf_free(f);
+    free(f);
+}
+
+/* A -inf score drops the position; a row whose true scores are all -inf
+ * is zeros with LSE -inf, like a row with no true position. */
+static void test_neg_inf_scores(void **state) {
+    (void)state;
+    nf_fixture *f = malloc(sizeof *f);
+    nf_setup(f, FM_FLOAT32);
+    ref_tensor_set(&f->a.k, 0, 0, 0, 3, -INFINITY); /* row q 0 keeps only kv 0 */
+    ref_tensor_set(&f->a.k, 0, 1, 20, 3, -INFINITY);
+    ref_tensor_set(&f->a.k, 0, 1, 45, 3, -INFINITY);
+    nf_run(f);
+    nf_check_ref(f);
+    for (int64_t h = 0; h < 2; h++) {
+        size_t r = nf_row(h, 0);
+        for (size_t d = 0; d < NF_D; d++) assert_true(f->out[r * NF_D + d] == 0.0f);
+        assert_true(isinf(f->lse[r]) && f->lse[r] < 0);
+    }
+    for (size_t i = 0; i < NF_N; i++) assert_true(isfinite(f->out[i]));
+    /* Rows that keep other keys besides the dropped ones (heads 2 and 3 at
+     * q 50 drop kv 20 and 45) have a finite LSE. */
+    assert_true(isfinite(f->lse[nf_row(2, 50)]) && isfinite(f->lse[nf_row(3, 50)]));
+    /* Such a row stays empty whatever V holds at its -inf keys; rows that
+     * keep kv 0 with weight 0 beside others get 0 * NaN = NaN in column 7. */
+    ref_tensor_set(&f->a.v, 0, 0, 0, 7, NAN);
+    nf_run(f);
+    nf_check_ref(f);
+    for (int64_t h = 0; h < 2; h++) {
+        size_t r = nf_row(h, 0);
+        for (size_t d = 0; d < NF_D; d++) assert_true(f->out[r * NF_D + d] == 0.0f);
+        assert_true(isinf(f->lse[r]) && f->lse[r] < 0);
+        assert_true(isnan(f->out[nf_row(h, 1) * NF_D + 7]));
+    }
+    nf_free(f);
+    free(f);
+}
+
+/* A NaN in V at a true position reaches that column of the row's output
+ * through P V, even where the position's weight is 0 (a -inf score):
+ * 0 * NaN = NaN, in partial tiles (rows 5..15 at kv 5) as in full ones
+ * (rows >= 16). False positions (q < 5) never read it. The LSE does not
+ * depend on V. */
+static void nf_expect_v_col_nan(const nf_fixture *f, const float *lse) {
+    for (int64_t h = 0; h < NF_H; h++)
+        for (int64_t q = 0; q < NF_S; q++) {
+            size_t r = nf_row(h, q);
+            assert_memory_equal(&f->lse[r], &lse[r], sizeof(float));
+            for (size_t d = 0; d < NF_D; d++) {
+                float x = f->out[r * NF_D + d], c = f->clean[r * NF_D + d];
+                if (h < 2 && q >= 5 && d == 7) {
+                    if (!isnan(x)) fail_msg("head %lld q %lld col 7 is %g, not NaN", (long long)h,
+                                            (long long)q, x);
+                } else if (!(fabsf(x - c) <= 1e-5f)) {
+                    fail_msg("head %lld q %lld col %zu is %g, was %g", (long long)h, (long long)q,
+                             d, x, c);
+                }
+            }
+        }
+}
+
+static void test_nan_in_v(void **state) {
+    (void)state;
+    nf_fixture *f = malloc(sizeof *f);
+    nf_setup(f, FM_FLOAT32);
+    nf_clean_run(f);
+    ref_tensor_set(&f->a.v, 0, 0, 5, 7, NAN);
+    nf_run(f);
+    nf_expect_v_col_nan(f, f->clean_lse);
+    nf_check_ref(f);
+    /* The key's score -inf: weight exactly 0 in every row, still NaN. */
+    ref_tensor_set(&f->a.k, 0, 0, 5, 3, -INFINITY);
+    ref_tensor_set(&f->a.v, 0, 0, 5, 7, 0.5);
+    nf_run(f);
+    memcpy(f->clean, f->out, sizeof f->clean);
+    memcpy(f->clean_lse, f->lse, sizeof f->clean_lse);
+    ref_tensor_set(&f->a.v, 0, 0, 5, 7, NAN);
+    nf_run(f);
+    nf_expect_v_col_nan(f, f->clean_lse);
+    nf_check_ref(f);
+    nf_free(f);
+    free(f);
+}
+
+/* Scores that overflow float32 are infinite: +inf makes the row NaN, -inf
+ * drops the key. fp32 and bf16 inputs of 1e20 overflow (1e40 * D); fp16
+ * cannot (65504^2 * D is far inside float32), so its largest finite values
+ * give a finite, ordinary row, and only an fp16 inf makes one NaN. */
+static void test_score_overflow(void **state) {
+    (void)state;
+    fm_dtype dts[2] = {FM_FLOAT32, FM_BFLOAT16};
+    for (int di = 0; di < 2; di++) {
+        nf_fixture *f = malloc(sizeof *f);
+        nf_setup(f, dts[di]);
+        for (int64_t d = 0; d < NF_D; d++) {
+            ref_tensor_set(&f->a.q, 0, 2, 50, d, 1e20);
+            ref_tensor_set(&f->a.q, 0, 2, 51, d, -1e20);
+        }
+        nf_clean_run(f);
+        nf_set_k_row(f, 1, 10, 1e20);
+        nf_run(f);
+        nf_check_ref(f);
+        nf_expect_nan_row(f, nf_row(2, 50), false);
+        /* q 51 scores kv 10 at -inf (dropped): finite output. */
+        assert_true(isfinite(f->out[nf_row(2, 51) * NF_D]) && isfinite(f->lse[nf_row(2, 51)]));
+        nf_free(f);
+        free(f);
+    }
+    nf_fixture *f = malloc(sizeof *f);
+    nf_setup(f, FM_FLOAT16);
+    for (int64_t d = 0; d < NF_D; d++) ref_tensor_set(&f->a.q, 0, 2, 50, d, 65504.0);
+    nf_set_k_row(f, 1, 10, 65504.0);
+    nf_clean_run(f);
+    for (size_t i = 0; i < NF_N; i++) assert_true(isfinite(f->out[i]));
+    /* One-hot on kv 10: the row is V's row 10. */
+    assert_true(fabsf(f->out[nf_row(2, 50) * NF_D] -
+                      (float)ref_tensor_get(&f->a.v, 0, 1, 10, 0)) < 1e-6f);
+    ref_tensor_set(&f->a.k, 0, 1, 10, 3, INFINITY);
+    nf_run(f);
+    nf_check_ref(f);
+    nf_expect_nan_row(f, nf_row(2, 50), false);
+    nf_free(f);
+    free(f);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_f16_conversion),
@@ -937,6 +1299,11 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_fmc_attend),
         cmocka_unit_test(test_random_cases),
         cmocka_unit_test(test_partial_tiles_once),
+        cmocka_unit_test(test_nan_in_q),
+        cmocka_unit_test(test_inf_nan_in_k),
+        cmocka_unit_test(test_neg_inf_scores),
+        cmocka_unit_test(test_nan_in_v),
+        cmocka_unit_test(test_score_overflow),
     };
     return TU_RUN(tests, argc, argv);
 }

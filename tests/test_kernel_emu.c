@@ -204,7 +204,83 @@ static void fill16(uint16_t *a, size_t n, bool bf16, tu_rng *r) {
     }
 }
 
-static void run_case(const emu_case *c, prepared *p, emu_run_fn run, tu_rng *r) {
+/* Non-finite inputs (docs/language.md, "NaN and infinities"): each writes
+ * into freshly filled q, k, v ([B, H or KV_HEADS, len, D], contiguous).
+ * The kernel must give what the CPU gives: NaN where it is NaN, zeros and
+ * -inf where a row is empty, close values elsewhere. NaN in V is left out:
+ * on the GPU a false position of a partial tile multiplies its V row by 0,
+ * which the CPU never does (kernels/flash_fwd.cuh, P V). */
+typedef struct injector {
+    const char *name;
+    void (*fn)(const emu_case *c, uint16_t *q, uint16_t *k, uint16_t *v);
+} injector;
+
+static uint16_t h16(const emu_case *c, float f) {
+    return c->bf16 ? fmr_f32_to_bf16(f) : fmr_f32_to_f16(f);
+}
+
+static size_t at(const emu_case *c, int64_t heads, int64_t len, int64_t b, int64_t h, int64_t s,
+                 int64_t d) {
+    return (size_t)(((b * heads + h) * len + s) * c->head_dim + d);
+}
+
+/* One NaN in a query row of the last batch entry. */
+static void inj_q_nan(const emu_case *c, uint16_t *q, uint16_t *k, uint16_t *v) {
+    (void)k, (void)v;
+    q[at(c, c->heads, c->q_len, c->batch - 1, 0, c->q_len / 2, 5)] = h16(c, NAN);
+}
+
+/* +inf and -inf in two keys: with q of both signs, some rows score one
+ * +inf (NaN row), others -inf (dropped); rows where the key is false are
+ * untouched. */
+static void inj_k_inf(const emu_case *c, uint16_t *q, uint16_t *k, uint16_t *v) {
+    (void)q, (void)v;
+    int64_t b = c->batch - 1;
+    k[at(c, c->kv_heads, c->kv_len, b, 0, c->kv_len / 3, 2)] = h16(c, INFINITY);
+    k[at(c, c->kv_heads, c->kv_len, b, 0, c->kv_len - 1, 3)] = h16(c, -INFINITY);
+}
+
+/* +inf in one key and NaN in a later one: rows keeping both have LSE NaN,
+ * rows keeping only the first +inf (the kernel's max must not drop a NaN). */
+static void inj_k_inf_nan(const emu_case *c, uint16_t *q, uint16_t *k, uint16_t *v) {
+    (void)v;
+    int64_t b = c->batch - 1;
+    for (int64_t s = 0; s < c->q_len; s++) q[at(c, c->heads, c->q_len, b, 0, s, 2)] = h16(c, 1.0f);
+    k[at(c, c->kv_heads, c->kv_len, b, 0, c->kv_len / 5, 2)] = h16(c, INFINITY);
+    k[at(c, c->kv_heads, c->kv_len, b, 0, c->kv_len / 2, 6)] = h16(c, NAN);
+}
+
+/* A query row and a key row of the largest values: q.k overflows float32
+ * in bf16 (1e20 * 1e20 * D); in fp16 (65504^2 * D) it cannot, and the row
+ * must stay finite. */
+static void inj_overflow(const emu_case *c, uint16_t *q, uint16_t *k, uint16_t *v) {
+    (void)v;
+    float big = c->bf16 ? 1e20f : 65504.0f;
+    int64_t b = c->batch - 1;
+    for (int64_t d = 0; d < c->head_dim; d++) {
+        q[at(c, c->heads, c->q_len, b, 0, c->q_len - 2, d)] = h16(c, big);
+        k[at(c, c->kv_heads, c->kv_len, b, 0, c->kv_len / 4, d)] = h16(c, big);
+    }
+}
+
+static const injector injectors[] = {
+    {"NaN in q", inj_q_nan},
+    {"+-inf in k", inj_k_inf},
+    {"+inf, NaN in k", inj_k_inf_nan},
+    {"overflow", inj_overflow}};
+#define NINJ (sizeof injectors / sizeof injectors[0])
+
+/* Same class: both NaN, both the same infinity, or both finite. */
+static bool same_class(float x, float y) {
+    return isnan(x) == isnan(y) && isinf(x) == isinf(y) && (!isinf(x) || x == y);
+}
+
+#define UNWRITTEN 0x7fc0deadu /* a NaN payload no arithmetic produces */
+
+/* Runs case c with the injection inj (NULL: none); returns the number of
+ * NaN rows. */
+static int64_t run_case(const emu_case *c, prepared *p, emu_run_fn run, tu_rng *r,
+                        const injector *inj) {
     const fmc_blockmask *bm = p->bm->bm;
     const int64_t B = c->batch, H = c->heads, KVH = c->kv_heads, S = c->q_len, T = c->kv_len, D = c->head_dim;
     size_t nq = (size_t)(B * H * S * D), nkv = (size_t)(B * KVH * T * D), nl = (size_t)(B * H * S);
@@ -213,8 +289,9 @@ static void run_case(const emu_case *c, prepared *p, emu_run_fn run, tu_rng *r) 
     fill16(q, nq, c->bf16, r);
     fill16(k, nkv, c->bf16, r);
     fill16(v, nkv, c->bf16, r);
-    for (size_t i = 0; i < nq; i++) oe[i] = NAN; /* every row must be written */
-    for (size_t i = 0; i < nl; i++) le[i] = NAN;
+    if (inj) inj->fn(c, q, k, v);
+    for (size_t i = 0; i < nq; i++) oe[i] = fmr_bits_f32(UNWRITTEN); /* every row must be written */
+    for (size_t i = 0; i < nl; i++) le[i] = fmr_bits_f32(UNWRITTEN);
 
     fm_fwd_params prm;
     memset(&prm, 0, sizeof prm);
@@ -242,30 +319,46 @@ static void run_case(const emu_case *c, prepared *p, emu_run_fn run, tu_rng *r) 
                            .lse = lc};
     assert_int_equal(fm_attention_cpu(&a, NULL), FM_OK);
 
+    const char *what = inj ? inj->name : "";
     double maxref = 0, maxerr = 0;
-    int64_t empty = 0;
+    int64_t empty = 0, nan_rows = 0;
     for (size_t row = 0; row < nl; row++) {
         bool is_empty = isinf(lc[row]) && lc[row] < 0;
         empty += is_empty;
+        nan_rows += isnan(oc[row * (size_t)D]); /* poisoned: LSE NaN or +inf */
         if (c->lse) {
-            bool ok = is_empty ? (isinf(le[row]) && le[row] < 0)
-                               : fabs(le[row] - lc[row]) <= 1e-2 * fmax(1.0, fabs(lc[row]));
-            if (!ok) fail_msg("%s: row %zu LSE kernel %g, CPU %g", c->file, row, le[row], lc[row]);
+            if (fmr_f32_bits(le[row]) == UNWRITTEN)
+                fail_msg("%s %s: LSE of row %zu not written", c->file, what, row);
+            bool ok = same_class(le[row], lc[row]) &&
+                      (!isfinite(lc[row]) ||
+                       fabs(le[row] - lc[row]) <= 1e-2 * fmax(1.0, fabs(lc[row])));
+            if (!ok) fail_msg("%s %s: row %zu LSE kernel %g, CPU %g", c->file, what, row, le[row], lc[row]);
         }
         for (int64_t d = 0; d < D; d++) {
             float e = oe[row * (size_t)D + (size_t)d], cpu = oc[row * (size_t)D + (size_t)d];
-            if (isnan(e)) fail_msg("%s: row %zu col %lld not written or NaN", c->file, row, (long long)d);
+            if (fmr_f32_bits(e) == UNWRITTEN)
+                fail_msg("%s %s: row %zu col %lld not written", c->file, what, row, (long long)d);
+            if (!same_class(e, cpu))
+                fail_msg("%s %s: row %zu col %lld kernel %g, CPU %g", c->file, what, row,
+                         (long long)d, e, cpu);
             if (is_empty && e != 0.0f) fail_msg("%s: empty row %zu is not exactly zero", c->file, row);
+            if (!isfinite(cpu)) continue;
             maxref = fmax(maxref, fabs(cpu));
             maxerr = fmax(maxerr, fabs(e - cpu));
         }
     }
     double rel = maxref > 0 ? maxerr / maxref : maxerr;
-    printf("# %-22s B%lld H%lld/%lld Q%lld KV%lld D%lld %s blocks %lldx%lld: rel err %.2e, %lld empty rows\n",
-           c->file, (long long)B, (long long)H, (long long)KVH, (long long)S, (long long)T, (long long)D,
-           c->bf16 ? "bf16" : "fp16", (long long)c->block_q, (long long)c->block_kv, rel, (long long)empty);
+    if (inj)
+        printf("#   %-12s rel err %.2e, %lld empty rows, %lld NaN rows\n", inj->name, rel,
+               (long long)empty, (long long)nan_rows);
+    else
+        printf("# %-22s B%lld H%lld/%lld Q%lld KV%lld D%lld %s blocks %lldx%lld: rel err %.2e, %lld empty rows\n",
+               c->file, (long long)B, (long long)H, (long long)KVH, (long long)S, (long long)T,
+               (long long)D, c->bf16 ? "bf16" : "fp16", (long long)c->block_q, (long long)c->block_kv,
+               rel, (long long)empty);
     if (rel >= 1e-2) fail_msg("%s: relative error %.3e against the CPU", c->file, rel);
     free(q), free(k), free(v), free(oe), free(oc), free(le), free(lc);
+    return nan_rows;
 }
 
 static void test_kernel_matches_cpu(void **state) {
@@ -278,6 +371,7 @@ static void test_kernel_matches_cpu(void **state) {
     }
     free(err);
     tu_rng r = {42};
+    int64_t nan_rows[NINJ] = {0};
     prepared ps[NCASES];
     for (size_t i = 0; i < NCASES; i++) prepare_case(&cases[i], &ps[i], &r);
     char why[2048] = "";
@@ -289,8 +383,15 @@ static void test_kernel_matches_cpu(void **state) {
         emu_run_fn f;
         *(void **)&f = dlsym(lib, name);
         assert_non_null(f);
-        run_case(&cases[i], &ps[i], f, &r);
+        run_case(&cases[i], &ps[i], f, &r, NULL);
+        /* The same emulator with NaN and infinities in q and k (built once:
+         * the compile dominates this test's time). */
+        for (size_t j = 0; j < NINJ; j++) nan_rows[j] += run_case(&cases[i], &ps[i], f, &r, &injectors[j]);
     }
+    /* Each injection must have made some row NaN somewhere, or it tested
+     * nothing (overflow: only the bf16 cases can). */
+    for (size_t j = 0; j < NINJ; j++)
+        if (nan_rows[j] == 0) fail_msg("%s made no row NaN in any case", injectors[j].name);
     dlclose(lib);
     for (size_t i = 0; i < NCASES; i++) free_prepared(&ps[i]);
 }

@@ -221,7 +221,7 @@ typedef struct workspace {
     float *kt;                  /* D x npmax: K of the tile, transposed, columns >= n zero */
     float *vp;                  /* npmax x Dp: V of the tile, columns >= D zero */
     float *alpha, *mrow, *lrow; /* mp each */
-    uint8_t *keep;              /* npmax: the mask along one query row of a partial tile */
+    uint8_t *keep;              /* mp x npmax: the mask of a partial tile, row i at i * np */
     void *eval_scratch;
     void *block; /* the single allocation behind all of the above */
 } workspace;
@@ -245,7 +245,7 @@ static bool workspace_init(workspace *w, const plan *p) {
     size_t f = sizeof(float);
     size_t mp = (size_t)p->mp_max, np = (size_t)p->np_max, D = (size_t)p->D, Dp = (size_t)p->Dp;
     size_t sizes[9] = {mp * D * f, mp * Dp * f, mp * np * f, D * np * f, np * Dp * f,
-                       mp * f,     mp * f,      mp * f,      np + 32};
+                       mp * f,     mp * f,      mp * f,      mp * np + 32};
     size_t total = 0;
     for (int i = 0; i < 9; i++)
         total += align64(sizes[i]);
@@ -334,19 +334,23 @@ static bool panel_finite(const float *v, int64_t ld, int64_t n, int64_t D) {
     return ok;
 }
 
-/* O = diag(alpha) O + P V over the positions with a nonzero weight only.
+/* O = diag(alpha) O + P V over the true positions of a partial tile only.
  * The matrix kernel multiplies every V row by its weight, and a masked
  * position's weight 0 times an inf or NaN stored there (padding that was
- * never written, say) would be NaN; masked positions must not matter. */
+ * never written, say) would be NaN; masked positions must not matter. A
+ * true position is multiplied even when its weight is 0 (a -inf score, or
+ * one that underflows): 0 * NaN = NaN there, as in a full tile's product
+ * and in PyTorch's P @ V, so the choice of tile never changes the result. */
 static void accumulate_included(const plan *p, workspace *w, int64_t m, int64_t n, int64_t np,
                                 const float *vp, int64_t ldv) {
     for (int64_t i = 0; i < m; i++) {
         float *o = w->o + i * p->Dp;
         const float *prow = w->s + i * np;
+        const uint8_t *keep = w->keep + i * np;
         for (int64_t d = 0; d < p->Dp; d++)
             o[d] *= w->alpha[i];
         for (int64_t j = 0; j < n; j++) {
-            if (prow[j] == 0.0f) continue;
+            if (!keep[j]) continue;
             for (int64_t d = 0; d < p->D; d++)
                 o[d] += prow[j] * vp[j * ldv + d];
         }
@@ -386,18 +390,17 @@ static void run_task(const plan *p, workspace *w, int64_t b, int64_t h, int64_t 
         const float *vp = load_kv(p, w, b, hk, k0, n, np, &ldv);
         kern->gemm(mp, np, D, w->qp, D, w->kt, np, w->s, np, NULL);
         for (int64_t i = 0; i < m; i++) {
-            const uint8_t *keep = NULL;
+            /* Kept for the whole tile: accumulate_included reads it. */
+            uint8_t *keep = partial ? w->keep + i * np : NULL;
             if (partial && p->bits) {
-                fmr_tile_bits_row(p->bits, bm->partial.off[r] + pi - 1, i, n, w->keep);
-                keep = w->keep;
+                fmr_tile_bits_row(p->bits, bm->partial.off[r] + pi - 1, i, n, keep);
             } else if (partial) {
-                if (!fmc_eval_row(bm->program, &bm->env, b, h, q0 + i, k0, n, w->keep,
+                if (!fmc_eval_row(bm->program, &bm->env, b, h, q0 + i, k0, n, keep,
                                   w->eval_scratch, &res->v)) {
                     res->violated = true;
                     return;
                 }
                 res->evaluations += n;
-                keep = w->keep;
             }
             w->alpha[i] =
                 kern->softmax_row(w->s + i * np, n, np, keep, p->c, &w->mrow[i], &w->lrow[i]);
@@ -411,16 +414,23 @@ static void run_task(const plan *p, workspace *w, int64_t b, int64_t h, int64_t 
     const fm_tensor *out = &p->a->out;
     for (int64_t i = 0; i < m; i++) {
         float l = w->lrow[i];
-        /* l == 0 exactly when the row met no true position (the largest
-         * weight of any included position is 2^0 = 1): the output is zero
-         * (the accumulator is all zeros, and 1/l would be inf) and the
-         * log-sum-exp is -inf, as the spec says. */
-        float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        /* l == 0 exactly when the row met no true position with a score
+         * above -inf (the largest weight of any included position is
+         * 2^0 = 1): the output is zero (the accumulator is all zeros, and
+         * 1/l would be inf) and the log-sum-exp is -inf, as the spec says.
+         * The zeros are written, not 0 * O: O may hold 0 * NaN from a NaN
+         * in V at a -inf-scored key, and such a row is still empty. l is
+         * NaN when a NaN or +inf score poisoned the row
+         * (fmr_softmax_poison): 1/l makes the output NaN, and the LSE is
+         * the row's m, +inf or NaN. */
+        if (l == 0.0f) memset(w->o + i * Dp, 0, (size_t)D * sizeof(float));
+        float inv = l == 0.0f ? 0.0f : 1.0f / l;
         store_row(out, offset3(out, b, h, q0 + i), out->strides[3], w->o + i * Dp, inv, D);
         if (p->a->lse) {
-            float lse = l > 0.0f
-                            ? (float)(0.69314718055994530942 * (double)w->mrow[i] + log((double)l))
-                            : -INFINITY;
+            float lse = l == 0.0f  ? -INFINITY
+                        : isnan(l) ? w->mrow[i]
+                                   : (float)(0.69314718055994530942 * (double)w->mrow[i] +
+                                             log((double)l));
             p->a->lse[(b * bm->heads + h) * bm->q_len + q0 + i] = lse;
         }
     }

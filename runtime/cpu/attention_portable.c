@@ -1,6 +1,7 @@
 /* Portable C kernels of CPU attention: the same blocking as the SIMD
  * path, written so a compiler may vectorise them but correct without it. */
 #include <math.h>
+#include <stdbool.h>
 
 #include "runtime/cpu/attention_convert.h"
 #include "runtime/cpu/attention_exp2.h"
@@ -64,11 +65,14 @@ static void transpose_portable(const float *src, int64_t lds, int64_t rows, int6
 static float softmax_row_portable(float *s, int64_t n, int64_t np, const uint8_t *keep, float c,
                                   float *m, float *l) {
     float mx = -INFINITY;
+    bool poisoned = false;
     for (int64_t j = 0; j < np; j++) {
         float t = (j < n && (!keep || keep[j])) ? s[j] * c : -INFINITY;
         s[j] = t;
         if (t > mx) mx = t;
+        poisoned |= !(t < INFINITY); /* NaN or +inf; excluded positions are -inf */
     }
+    if (poisoned || isnan(*l)) return fmr_softmax_poison(s, np, m, l);
     float m_new = *m > mx ? *m : mx;
     if (m_new == -INFINITY) {
         /* No included position in this row so far: t - m_new would be

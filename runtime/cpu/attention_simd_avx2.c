@@ -141,7 +141,7 @@ AVX2 static float softmax_row_avx2(float *s, int64_t n, int64_t np, const uint8_
     const __m256 ninf = _mm256_set1_ps(-INFINITY), vc = _mm256_set1_ps(c);
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i vn = _mm256_set1_epi32((int32_t)n);
-    __m256 vmax = ninf;
+    __m256 vmax = ninf, vbad = _mm256_setzero_ps();
     for (int64_t j = 0; j < np; j += 8) {
         __m256i idx = _mm256_add_epi32(iota, _mm256_set1_epi32((int32_t)j));
         __m256 ok = _mm256_castsi256_ps(_mm256_cmpgt_epi32(vn, idx));
@@ -153,7 +153,10 @@ AVX2 static float softmax_row_avx2(float *s, int64_t n, int64_t np, const uint8_
         __m256 t = _mm256_blendv_ps(ninf, _mm256_mul_ps(_mm256_loadu_ps(s + j), vc), ok);
         _mm256_storeu_ps(s + j, t);
         vmax = _mm256_max_ps(vmax, t);
+        /* NaN or +inf (excluded positions are -inf); max_ps would drop a NaN. */
+        vbad = _mm256_or_ps(vbad, _mm256_cmp_ps(t, _mm256_set1_ps(INFINITY), _CMP_NLT_UQ));
     }
+    if (_mm256_movemask_ps(vbad) || isnan(*l)) return fmr_softmax_poison(s, np, m, l);
     float mx = hmax8(vmax);
     float m_new = *m > mx ? *m : mx;
     if (m_new == -INFINITY) {

@@ -141,6 +141,8 @@ inline unsigned pack2(float lo, float hi) {
     return (unsigned)emu_from_float(lo, kEmuBf16) | (unsigned)emu_from_float(hi, kEmuBf16) << 16;
 }
 inline float exp2_approx(float x) { return std::exp2(x); }
+/* PTX max.NaN.f32: NaN when either operand is NaN. */
+inline float fmax_nan(float a, float b) { return a != a || b != b ? NAN : std::fmax(a, b); }
 
 } // namespace fmk
 
