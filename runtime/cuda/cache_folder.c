@@ -64,7 +64,7 @@ static int mkdir_p(const char *dir) {
     return e;
 }
 
-static bool read_all(int fd, uint8_t *buf, size_t len) {
+bool fmr_read_all(int fd, uint8_t *buf, size_t len) {
     while (len) {
         ssize_t n = read(fd, buf, len);
         if (n < 0 && errno == EINTR) continue;
@@ -75,7 +75,7 @@ static bool read_all(int fd, uint8_t *buf, size_t len) {
     return true;
 }
 
-static bool write_all(int fd, const uint8_t *buf, size_t len) {
+bool fmr_write_all(int fd, const uint8_t *buf, size_t len) {
     while (len) {
         ssize_t n = write(fd, buf, len);
         if (n < 0 && errno == EINTR) continue;
@@ -123,7 +123,7 @@ static secret_state read_secret(int dfd, const char *dir, uint8_t secret[FMR_CAC
     else if (st.st_size != FMR_CACHE_SECRET_BYTES)
         snprintf(why, sizeof why, "holds %lld bytes, not %d", (long long)st.st_size,
                  FMR_CACHE_SECRET_BYTES);
-    else if (!read_all(fd, secret, FMR_CACHE_SECRET_BYTES))
+    else if (!fmr_read_all(fd, secret, FMR_CACHE_SECRET_BYTES))
         snprintf(why, sizeof why, "cannot be read");
     close(fd);
     if (!why[0]) return SECRET_OK;
@@ -160,7 +160,7 @@ static secret_state create_secret(int dfd, const char *dir, uint8_t secret[FMR_C
     int err = ok ? 0 : errno;
     if (ok) {
         /* fsync: a crash must not leave an empty secret behind the link. */
-        ok = write_all(fd, fresh, sizeof fresh) && fsync(fd) == 0;
+        ok = fmr_write_all(fd, fresh, sizeof fresh) && fsync(fd) == 0;
         if (!ok) err = errno;
         if (close(fd) != 0 && ok) ok = false, err = errno;
         if (ok && linkat(dfd, tmp, dfd, FMR_CACHE_SECRET_FILE, 0) != 0) ok = false, err = errno;

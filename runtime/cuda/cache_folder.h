@@ -37,6 +37,11 @@ bool fmr_cache_folder_open(const char *dir, int *fd, uint8_t secret[FMR_CACHE_SE
 
 /* A name for a new temporary file in the folder (the process id and a
  * counter make it unique): FMR_CACHE_TMP_PREFIX, what, then the rest. */
+/* read(2) / write(2) of exactly len bytes, retried on EINTR; false on an
+ * error or an early end of file. */
+bool fmr_read_all(int fd, uint8_t *buf, size_t len);
+bool fmr_write_all(int fd, const uint8_t *buf, size_t len);
+
 void fmr_cache_tmp_name(char *buf, size_t n, const char *what);
 
 #endif

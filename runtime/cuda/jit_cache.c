@@ -222,28 +222,6 @@ static mem_entry *mem_add(fmr_jit_cache *c, const uint8_t key[32], uint8_t *data
     return e;
 }
 
-static bool read_all(int fd, uint8_t *buf, size_t len) {
-    while (len) {
-        ssize_t n = read(fd, buf, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-static bool write_all(int fd, const uint8_t *buf, size_t len) {
-    while (len) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 typedef enum disk_result { DISK_NONE, DISK_OK, DISK_BAD } disk_result;
 
 /* Reads and checks the entry called name; DISK_OK hands back a malloc'd
@@ -259,7 +237,7 @@ static disk_result disk_read(int dfd, const char *name, const uint8_t *secret,
     disk_result r = DISK_BAD;
     uint8_t *payload = NULL;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < HEADER_BYTES ||
-        !read_all(fd, hdr, HEADER_BYTES))
+        !fmr_read_all(fd, hdr, HEADER_BYTES))
         goto out;
     if (memcmp(hdr, MAGIC, 8) || get_u32(hdr + 8) != FMR_JIT_CACHE_FORMAT ||
         get_u32(hdr + 12) != HEADER_BYTES || memcmp(hdr + 16, key, 32))
@@ -269,7 +247,7 @@ static disk_result disk_read(int dfd, const char *name, const uint8_t *secret,
        extended file is rejected before any hashing. */
     if (n != (uint64_t)st.st_size - HEADER_BYTES || n > SIZE_MAX) goto out;
     payload = malloc(n ? (size_t)n : 1);
-    if (!payload || !read_all(fd, payload, (size_t)n)) goto out;
+    if (!payload || !fmr_read_all(fd, payload, (size_t)n)) goto out;
     uint8_t mac[32];
     if (!entry_mac(secret, hdr, payload, (size_t)n, mac) || CRYPTO_memcmp(mac, hdr + 56, 32))
         goto out;
@@ -415,7 +393,7 @@ static bool disk_write(int dfd, const uint8_t *secret, const uint8_t key[32], co
     if (!entry_mac(secret, hdr, data, len, hdr + 56)) return false;
     int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return false;
-    bool ok = write_all(fd, hdr, HEADER_BYTES) && write_all(fd, data, len);
+    bool ok = fmr_write_all(fd, hdr, HEADER_BYTES) && fmr_write_all(fd, data, len);
     ok = (close(fd) == 0) && ok;
     /* rename is atomic within a folder: readers see the old entry (or
        none) or the whole new one, never a half-written file. */
