@@ -3,7 +3,9 @@
  * The row evaluator works structure-of-arrays: one int64 lane per kv
  * position and one tight loop per instruction, which compilers vectorize.
  * Instructions that do not depend on kv (directly or through their
- * arguments or guard) are computed once as scalars. Unsafe instructions
+ * arguments or guard) are computed once as scalars; so is one whose
+ * arguments do not but whose guard does, when some lane's guard is true.
+ * Rank-1 loads run without branches so they vectorise. Unsafe instructions
  * check only the lanes whose guard is true and compute a harmless value
  * elsewhere; when any lane breaks a rule, the row is re-run point by point
  * to name the first offending position exactly as the point evaluator
