@@ -3,7 +3,9 @@
  * The row evaluator works structure-of-arrays: one int64 lane per kv
  * position and one tight loop per instruction, which compilers vectorize.
  * Instructions that do not depend on kv (directly or through their
- * arguments or guard) are computed once as scalars. Unsafe instructions
+ * arguments or guard) are computed once as scalars; so is one whose
+ * arguments do not but whose guard does, when some lane's guard is true.
+ * Rank-1 loads run without branches so they vectorise. Unsafe instructions
  * check only the lanes whose guard is true and compute a harmless value
  * elsewhere; when any lane breaks a rule, the row is re-run point by point
  * to name the first offending position exactly as the point evaluator
@@ -178,6 +180,51 @@ static bool row_by_points(const fmc_program *p, const fmc_env *env, int64_t b, i
     return true;
 }
 
+/* True when x's value can differ between lanes for a reason other than
+ * its guard: it reads kv, or a register that varies. */
+static bool args_vary(const fmc_insn *x, const uint8_t *varies) {
+    if (x->op == FMC_OP_VAR) return x->imm == FMD_VAR_KV;
+    if (x->op == FMC_OP_CONST || x->op == FMC_OP_PARAM) return false;
+    for (int k = 0; k < x->nargs; k++)
+        if (varies[x->args[k]]) return true;
+    return false;
+}
+
+/* Rank-1 loads without branches, so they vectorise (gathers): an index out
+ * of range reads element 0 instead (the array is not empty) and yields 0;
+ * it is a violation only where the guard is true. The in-range index is
+ * narrowed to int32 (callers check lim) because GCC 12 gathers with 32-bit
+ * offsets only. One loop per element type and guard presence keeps each
+ * loop free of invariant tests. Returns nonzero when some guarded lane is
+ * out of range. */
+#define FMC_LOAD1(NAME, T)                                                                  \
+    static inline int64_t NAME(int64_t *restrict r, const int64_t *a, const int64_t *g,    \
+                               int64_t n, const T *arr, uint64_t lim) {                    \
+        int64_t bad = 0;                                                                   \
+        if (g) {                                                                           \
+            for (int64_t j = 0; j < n; j++) {                                              \
+                int64_t idx = a[j];                                                        \
+                int64_t ok = -(int64_t)((uint64_t)idx < lim); /* all ones or 0 */          \
+                int64_t val = arr[(int32_t)(idx & ok)];                                    \
+                int64_t gj = -(int64_t)(g[j] != 0);                                        \
+                bad |= gj & ~ok;                                                           \
+                r[j] = val & ok & gj;                                                      \
+            }                                                                              \
+        } else {                                                                           \
+            for (int64_t j = 0; j < n; j++) {                                              \
+                int64_t idx = a[j];                                                        \
+                int64_t ok = -(int64_t)((uint64_t)idx < lim);                              \
+                int64_t val = arr[(int32_t)(idx & ok)];                                    \
+                bad |= ~ok;                                                                \
+                r[j] = val & ok;                                                           \
+            }                                                                              \
+        }                                                                                  \
+        return bad;                                                                        \
+    }
+FMC_LOAD1(load1_i32, int32_t)
+FMC_LOAD1(load1_u8, uint8_t)
+#undef FMC_LOAD1
+
 /* An AVX2 copy (64-bit lane compares) chosen at load time where the CPU has
  * it; the portable copy serves everywhere else. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -225,6 +272,18 @@ bool fmc_eval_row(const fmc_program *p, const fmc_env *env, int64_t b, int64_t h
         const int64_t *c = x->nargs > 1 ? R(x->args[1]) : NULL;
         const int64_t *g = x->guard >= 0 ? R(x->guard) : NULL;
         int64_t bad = 0;
+        if (!args_vary(x, varies)) {
+            /* Only the guard varies (doc[q] on the right of `kv <= q &&`):
+             * the value is one scalar, computed once if any lane needs it.
+             * A failure is re-run point by point to find its first lane. */
+            int64_t any = 0;
+            for (int64_t j = 0; j < n; j++) any |= g[j];
+            int64_t s = 0;
+            if (any && !exec1(p, env, i, sval, b, h, q, kv0, &s, NULL))
+                return row_by_points(p, env, b, h, q, kv0, n, out, sval, v);
+            for (int64_t j = 0; j < n; j++) r[j] = g[j] ? s : 0;
+            continue;
+        }
         switch ((fmc_op)x->op) {
         case FMC_OP_VAR: /* only kv varies */
             for (int64_t j = 0; j < n; j++) r[j] = kv0 + j;
@@ -321,6 +380,11 @@ bool fmc_eval_row(const fmc_program *p, const fmc_env *env, int64_t b, int64_t h
             const uint8_t *arr8 = NULL;
             if (fmc_input_is_bytes(&p->inputs[x->imm])) arr8 = env->bytes[x->imm];
             else arr = env->inputs[x->imm];
+            if (x->nargs == 1 && dims[0] > 0 && dims[0] <= INT32_MAX) {
+                bad = arr8 ? load1_u8(r, a, g, n, arr8, (uint64_t)dims[0])
+                           : load1_i32(r, a, g, n, arr, (uint64_t)dims[0]);
+                break;
+            }
             for (int64_t j = 0; j < n; j++) {
                 int64_t gj = g ? g[j] : 1, flat = 0;
                 r[j] = 0;

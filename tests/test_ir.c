@@ -500,6 +500,88 @@ static void test_row_matches_points(void **state) {
     }
 }
 
+/* Rank-1 loads (int32 and byte arrays) with indices out of range under
+ * false guards, true guards and no guard, and uniform loads under a varying
+ * guard (doc[q] with Q_LEN > KV_LEN): the row evaluator's fast paths give
+ * the point evaluator's values, and its first violation in kv order. */
+static void test_row_loads_and_guards(void **state) {
+    (void)state;
+    static const char *const srcs[] = {
+        "mask m = kv <= q && doc[q] == doc[kv];",
+        "mask m = kv >= q - 3 || doc[kv + 5] > doc[q % KV_LEN];",
+        "mask m = doc[kv - 2] >= 0;",
+        "mask m = kv > 3 && doc[kv - 4 + q] != 1;",
+        "mask m = q < 3 && doc[q - 1 + kv] == 2;",
+        "mask m = kv < q ? doc[q - kv - 5] > 0 : doc[kv] < 3;",
+        "mask m = kv == 7 || doc[q] == 1;",
+    };
+    enum { KV = 32, Q = 40 };
+    tu_rng r = {7};
+    int fails = 0, oks = 0;
+    for (size_t i = 0; i < 4 * sizeof srcs / sizeof srcs[0]; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "input doc[KV_LEN];\n%s", srcs[i / 4]);
+        prog c = compile(src);
+        bool bytes = i % 2, slots = i / 2 % 2;
+        if (!slots) {
+            free(c.p->row_slot);
+            c.p->row_slot = NULL;
+        }
+        int32_t arr[KV];
+        uint8_t arr8[KV];
+        for (int k = 0; k < KV; k++) {
+            arr[k] = (int32_t)tu_rng_range(&r, bytes ? 0 : -2, 5);
+            arr8[k] = (uint8_t)arr[k];
+        }
+        const int32_t *ins[1] = {arr};
+        const uint8_t *bys[1] = {arr8};
+        if (bytes) c.p->inputs[0].elem_bytes = 1;
+        int64_t dims[1][FMD_MAX_RANK] = {{KV}};
+        fmc_env env = shape(1, 1, Q, KV, NULL);
+        env.inputs = bytes ? NULL : ins;
+        env.bytes = bytes ? bys : NULL;
+        env.input_dims = (const int64_t(*)[FMD_MAX_RANK])dims;
+        void *scratch = malloc(fmc_row_scratch_bytes(c.p, KV));
+        for (int it = 0; it < 300; it++) {
+            int64_t q = tu_rng_range(&r, 0, Q - 1), k0 = tu_rng_range(&r, 0, KV - 1);
+            int64_t n = tu_rng_range(&r, 1, KV - k0);
+            uint8_t out[KV], want[KV];
+            fmc_violation v, pv;
+            memset(&v, 0, sizeof v);
+            memset(&pv, 0, sizeof pv);
+            bool pok = true;
+            for (int64_t j = 0; j < n && pok; j++) {
+                int64_t regs[128];
+                bool val = false;
+                pok = fmc_eval_point(c.p, &env, 0, 0, q, k0 + j, regs, &val, &pv);
+                want[j] = val;
+            }
+            bool rok = fmc_eval_row(c.p, &env, 0, 0, q, k0, n, out, scratch, &v);
+            if (rok != pok)
+                fail_msg("'%s' (bytes %d) q %lld kv %lld+%lld: row %d, points %d", srcs[i / 4],
+                         bytes, (long long)q, (long long)k0, (long long)n, rok, pok);
+            if (!pok) {
+                fails++;
+                assert_int_equal(v.kind, pv.kind);
+                assert_int_equal(v.insn, pv.insn);
+                assert_int_equal(v.arg, pv.arg);
+                assert_int_equal(v.value, pv.value);
+                assert_int_equal(v.limit, pv.limit);
+                assert_int_equal(v.q, pv.q);
+                assert_int_equal(v.kv, pv.kv);
+                continue;
+            }
+            oks++;
+            for (int64_t j = 0; j < n; j++) assert_int_equal(out[j], want[j]);
+        }
+        free(scratch);
+        prog_free(&c);
+    }
+    /* Both outcomes are exercised, not just one. */
+    assert_true(fails > 100);
+    assert_true(oks > 100);
+}
+
 static void test_fits_int32(void **state) {
     (void)state;
     prog c = compile("param w = 1024; mask m = kv <= q && q - kv < w;");
@@ -529,6 +611,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_guards_accept_reject),
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_row_matches_points),
+        cmocka_unit_test(test_row_loads_and_guards),
         cmocka_unit_test(test_fits_int32),
     };
     return TU_RUN(tests, argc, argv);
