@@ -1593,6 +1593,10 @@ static void png_size(const char *path, png_uint_32 *w, png_uint_32 *h) {
 
 static void test_fmviz_png(void **state) {
     (void)state;
+#ifndef FM_TEST_IMAGES
+    printf("# skipped: this build has no cairo (FM_CAIRO), so fmviz draws no images\n");
+    skip();
+#endif
     char *f = write_mask("causal_png.mask", "mask causal = kv <= q;\n");
     char png[1024];
     snprintf(png, sizeof png, "%s/causal.png", tu_temp_dir());
@@ -1677,6 +1681,10 @@ static void check_svg(const char *path, const char *title) {
 
 static void test_fmviz_svg_pdf(void **state) {
     (void)state;
+#ifndef FM_TEST_IMAGES
+    printf("# skipped: this build has no cairo (FM_CAIRO), so fmviz draws no images\n");
+    skip();
+#endif
     char *f =
         write_mask("sw_svg.mask", "param window = 100;\nmask m = kv <= q && q - kv < window;\n");
     char svg[1024], pdf[1024];
@@ -1794,6 +1802,10 @@ static void test_stdout_write_errors(void **state) {
  * format; the limit (ulimit -f 8: 4 KiB) is below each image's size. */
 static void test_fmviz_failed_write_keeps_old_image(void **state) {
     (void)state;
+#ifndef FM_TEST_IMAGES
+    printf("# skipped: this build has no cairo (FM_CAIRO), so fmviz draws no images\n");
+    skip();
+#endif
     char *f = write_mask("keep.mask", "mask m = kv <= q;\n");
     const char *formats[] = {"png", "svg", "pdf"};
     for (size_t i = 0; i < 3; i++) {

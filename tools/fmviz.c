@@ -92,6 +92,17 @@ static bool utf8_locale(void) {
     return cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"));
 }
 
+#ifndef FMVIZ_IMAGES
+/* Built without cairo (FM_CAIRO): the pictures are the terminal's only. */
+int fmviz_write_image(const fmviz *v, const char *path, int format) {
+    (void)format;
+    return fmcli_input_error(&v->c, "install libcairo2-dev and rebuild to draw images",
+                             "cannot write '%s': this fmviz was built without cairo, so it draws "
+                             "no images",
+                             path);
+}
+#endif
+
 int main(int argc, char **argv) {
     fmviz v;
     memset(&v, 0, sizeof v);

@@ -89,7 +89,8 @@ const char *fmv_grouped(int64_t x, char buf[32]);
 /* The number of stored slices the pictures show (--heads-shown). */
 int64_t fmv_panels(const fmviz *v);
 /* --png, --svg, --pdf (cairo): 0 on success, 1 when the file cannot be
- * written, 4 when the BlockMask cannot be read (a bug). */
+ * written or this build has no cairo (FM_CAIRO), 4 when the BlockMask
+ * cannot be read (a bug). */
 enum { FMV_FORMAT_PNG, FMV_FORMAT_SVG, FMV_FORMAT_PDF };
 int fmviz_write_image(const fmviz *v, const char *path, int format);
 
