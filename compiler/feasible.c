@@ -28,7 +28,14 @@ static bool line_interval(const fmc_cons *cs, size_t n, bool x_is_q, int64_t x, 
         for (size_t i = 0; i < n && L <= H; i++) {
             int64_t a = x_is_q ? cs[i].a : cs[i].c, c = x_is_q ? cs[i].c : cs[i].a;
             int64_t R = -(a * x + cs[i].d);
-            if (c == 0) {
+            /* Unit coefficients (q - kv, kv - q, ...) are the common case:
+             * no division for them, since counting partial tiles calls
+             * this once per line. */
+            if (c == 1) {
+                if (R < H) H = R;
+            } else if (c == -1) {
+                if (-R > L) L = -R;
+            } else if (c == 0) {
                 if (R < 0) return false;
             } else if (c > 0) {
                 int64_t b = fmd_floordiv(R, c);
