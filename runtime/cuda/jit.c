@@ -277,9 +277,8 @@ static char *program_log(nvrtcProgram prog) {
     return log;
 }
 
-/* Runs NVRTC once. On success *prog is left for the caller to read. */
-static fm_status run_nvrtc(const char *src, int nopts, const char *const *opts, bool number_source,
-                           nvrtcProgram *prog_out, fmd_diags *diags) {
+static fm_status run_nvrtc_source(const char *src, int nopts, const char *const *opts,
+                                  bool number_source, nvrtcProgram *prog_out, fmd_diags *diags) {
     const char *hdr_src[] = {fmk_fm_fwd_params_h};
     const char *hdr_name[] = {"fm_fwd_params.h"};
     nvrtcProgram prog;
@@ -307,6 +306,19 @@ static fm_status run_nvrtc(const char *src, int nopts, const char *const *opts, 
     }
     *prog_out = prog;
     return FM_OK;
+}
+
+/* Runs NVRTC once over the mask's whole kernel source. On success *prog is
+ * left for the caller to read. */
+static fm_status run_nvrtc(const char *mask_text, size_t mask_len, int nopts,
+                           const char *const *opts, bool number_source, nvrtcProgram *prog_out,
+                           fmd_diags *diags) {
+    size_t slen;
+    char *src = fmr_jit_full_source(mask_text, mask_len, &slen);
+    if (!src) return FM_ERR_NO_MEMORY;
+    fm_status st = run_nvrtc_source(src, nopts, opts, number_source, prog_out, diags);
+    free(src);
+    return st;
 }
 
 static bool config_ok(const fmr_kernel_config *cfg, fmd_diags *diags) {
@@ -400,12 +412,8 @@ static fm_status jit_compile(fmr_jit_cache *cache, const char *mask_text, size_t
         return FM_OK;
     }
 
-    size_t slen;
-    char *src = fmr_jit_full_source(mask_text, mask_len, &slen);
-    if (!src) return FM_ERR_NO_MEMORY;
     nvrtcProgram prog;
-    fm_status st = run_nvrtc(src, nopts, opts, number_source, &prog, diags);
-    free(src);
+    fm_status st = run_nvrtc(mask_text, mask_len, nopts, opts, number_source, &prog, diags);
     if (st != FM_OK) return st;
     size_t clen = 0;
     char *log = program_log(prog);
@@ -456,12 +464,8 @@ fm_status fmr_jit_ptx(const char *mask_text, size_t mask_len, const fmr_kernel_c
     snprintf(arch_opt, sizeof arch_opt, "-arch=compute_%d", arch);
     opts[0] = arch_opt;
     nopts--; /* no ptxas run, so no -Xptxas */
-    size_t slen;
-    char *src = fmr_jit_full_source(mask_text, mask_len, &slen);
-    if (!src) return FM_ERR_NO_MEMORY;
     nvrtcProgram prog;
-    fm_status st = run_nvrtc(src, nopts, opts, false, &prog, diags);
-    free(src);
+    fm_status st = run_nvrtc(mask_text, mask_len, nopts, opts, false, &prog, diags);
     if (st != FM_OK) return st;
     size_t n = 0;
     char *p = NULL;
