@@ -180,6 +180,8 @@ static inline int32_t fmc_env_input_at(const fmc_program *p, const fmc_env *env,
  * point at its declaration. Param values are taken as given: the caller
  * resolves defaults and reports a param that has no value. */
 bool fmc_env_validate(const fmc_program *p, const fmc_env *env, fmd_diags *diags);
+/* "d0, d1, ..." of an input's dims, for binding messages (cut at cap). */
+void fmc_dims_text(char *buf, size_t cap, const int64_t *dims, size_t rank);
 
 /* The value of dimension d of an input for env (params by slot). */
 int64_t fmc_dim_value(const fmc_dim *d, const fmc_env *env);

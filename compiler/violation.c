@@ -133,7 +133,7 @@ int64_t fmc_dim_value(const fmc_dim *d, const fmc_env *env) {
     }
 }
 
-static void dims_text(char *buf, size_t cap, const int64_t *dims, size_t rank) {
+void fmc_dims_text(char *buf, size_t cap, const int64_t *dims, size_t rank) {
     size_t n = 0;
     buf[0] = '\0';
     for (size_t k = 0; k < rank && n < cap; k++) {
@@ -176,8 +176,8 @@ bool fmc_env_validate(const fmc_program *p, const fmc_env *env, fmd_diags *diags
             same &= env->input_dims[i][k] == want[k];
         }
         char got[128], exp[128];
-        dims_text(got, sizeof got, env->input_dims[i], in->rank);
-        dims_text(exp, sizeof exp, want, in->rank);
+        fmc_dims_text(got, sizeof got, env->input_dims[i], in->rank);
+        fmc_dims_text(exp, sizeof exp, want, in->rank);
         if (negative) {
             fmd_diag_add(diags, FMD_ERROR, p->source, in->span, NULL,
                          "input '%s' would have dimensions [%s] for these params: a "

@@ -149,16 +149,6 @@ fm_status fmr_bindings_set_bytes(fm_bindings *bindings, const char *name, const 
 
 /* ---- building ---- */
 
-static void format_dims(char *buf, size_t n, const int64_t *dims, size_t rank) {
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t k = 0; k < rank && used < n; k++) {
-        int w = snprintf(buf + used, n - used, "%s%lld", k ? ", " : "", (long long)dims[k]);
-        if (w < 0) break;
-        used += (size_t)w;
-    }
-}
-
 static fm_status check_shape(fm_shape s, int64_t bq, int64_t bkv, fmd_diags *d) {
     struct {
         const char *name;
@@ -253,7 +243,7 @@ static fm_status bind_values(fm_blockmask *m, const fm_bindings *b, fm_shape s, 
         }
         if (negative) {
             char exp[128];
-            format_dims(exp, sizeof exp, want, info->rank);
+            fmc_dims_text(exp, sizeof exp, want, info->rank);
             fmd_diag_add(d, FMD_ERROR, p->source, info->span,
                          "its dimensions come from params: give them non-negative values",
                          "input '%s' would have shape [%s] with these params; a dimension "
@@ -264,8 +254,8 @@ static fm_status bind_values(fm_blockmask *m, const fm_bindings *b, fm_shape s, 
         }
         if (!ok) {
             char got[128], exp[128], hint[256];
-            format_dims(got, sizeof got, in->dims, in->rank);
-            format_dims(exp, sizeof exp, want, info->rank);
+            fmc_dims_text(got, sizeof got, in->dims, in->rank);
+            fmc_dims_text(exp, sizeof exp, want, info->rank);
             fmr_input_dims_hint(p, info, &dims_env, hint, sizeof hint);
             fmd_diag_add(d, FMD_ERROR, p->source, info->span, hint,
                          "input '%s' is bound with shape [%s] but the mask declares "
